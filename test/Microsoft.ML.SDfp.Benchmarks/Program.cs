@@ -1,0 +1,15 @@
+using Microsoft.ML.SDfp.Benchmarks;
+
+// Usage: dotnet run -c Release --project test/Microsoft.ML.SDfp.Benchmarks -- <command> [options]
+return args.FirstOrDefault() switch
+{
+    "layer" => LayerBenchmark.Run(args[1..]),
+    "fashion-mnist" => FashionMnistExperiment.Run(args[1..]),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: Microsoft.ML.SDfp.Benchmarks layer [--help] | fashion-mnist [--help]");
+    return 2;
+}
