@@ -7,17 +7,6 @@ internal static class TorchSharpModuleInitializer
 {
 #pragma warning disable CA2255 // This assembly calls torch directly, so it cannot rely on the numerics assembly having run its own initializer first.
     [ModuleInitializer]
-    internal static void Initialize()
-    {
-        try
-        {
-            TorchSharpRuntime.EnsureLoaded();
-        }
-        catch (NativeLoadException)
-        {
-            // Rethrown with its clear message by the next explicit EnsureLoaded call; throwing
-            // here would surface only as an opaque TypeInitializationException.
-        }
-    }
+    internal static void Initialize() => TorchSharpRuntime.TryEnsureLoaded();
 #pragma warning restore CA2255
 }
