@@ -76,11 +76,12 @@ public sealed class CifarResNet : ResNetModel
     public override Tensor Features(Tensor input)
     {
         ValidateInput(input);
+        using var scope = NewDisposeScope();
         var x = relu.call(bn1.call(conv1.call(input)));
         x = layer1.call(x);
         x = layer2.call(x);
         x = layer3.call(x);
-        return avgpool.call(x).flatten(1);
+        return avgpool.call(x).flatten(1).MoveToOuterDisposeScope();
     }
 
     /// <summary>Whether the architecture is one of the CIFAR ResNets.</summary>
