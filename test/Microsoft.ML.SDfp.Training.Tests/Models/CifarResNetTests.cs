@@ -59,7 +59,7 @@ public sealed class CifarResNetTests
             + Block(32, 64) + 2 * Block(64, 64)
             + (64 * 10 + 10);
 
-        long actual = model.parameters().Sum(p => p.numel());
+        long actual = model.ParameterCount;
 
         Assert.Equal(272_474, expected);
         Assert.Equal(expected, actual);
