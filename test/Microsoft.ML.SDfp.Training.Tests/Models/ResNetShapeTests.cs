@@ -53,6 +53,24 @@ public sealed class ResNetShapeTests
         }
     }
 
+    [Theory]
+    [InlineData(ResNetArchitecture.ResNet20, false)]
+    [InlineData(ResNetArchitecture.ResNet18, true)]
+    [InlineData(ResNetArchitecture.ResNet50, false)]
+    public void Non_square_and_larger_inputs_pool_to_the_same_embedding(ResNetArchitecture architecture, bool smallStem)
+    {
+        using var model = ResNetFactory.Create(new ResNetOptions
+        {
+            Architecture = architecture, InputChannels = 3, NumClasses = 4, SmallImageStem = smallStem,
+        });
+        model.eval();
+        using var scope = torch.NewDisposeScope();
+        using var noGrad = torch.no_grad();
+
+        Assert.Equal(new long[] { 1, model.EmbeddingSize }, model.Features(torch.randn(1, 3, 30, 45)).shape);
+        Assert.Equal(new long[] { 1, 4 }, model.call(torch.randn(1, 3, 64, 64)).shape);
+    }
+
     [Fact]
     public void Forward_is_the_classifier_applied_to_the_features()
     {
@@ -72,6 +90,7 @@ public sealed class ResNetShapeTests
     [Fact]
     public void Small_image_stem_is_a_3x3_stride_1_conv_without_max_pool_and_keeps_resolution()
     {
+        using var scope = torch.NewDisposeScope();
         using var standard = ResNetFactory.Create(new ResNetOptions { Architecture = ResNetArchitecture.ResNet18, InputChannels = 1 });
         using var small = ResNetFactory.Create(new ResNetOptions
         {
@@ -86,7 +105,6 @@ public sealed class ResNetShapeTests
         Assert.Equal(standard.state_dict().Keys.Order(), small.state_dict().Keys.Order());
 
         // 28×28 through layer1 stays 28×28 with the small stem, and is 7×7 with the ImageNet stem.
-        using var scope = torch.NewDisposeScope();
         using var noGrad = torch.no_grad();
         var input = torch.randn(1, 1, 28, 28);
         Assert.Equal(new long[] { 1, 64, 28, 28 }, StemAndFirstStage(small, input).shape);
@@ -107,6 +125,7 @@ public sealed class ResNetShapeTests
     [Fact]
     public void Zero_init_residual_zeroes_the_last_norm_scale_of_every_block_only_when_asked()
     {
+        using var scope = torch.NewDisposeScope();
         using var plain = ResNetFactory.Create(new ResNetOptions { Architecture = ResNetArchitecture.ResNet50, NumClasses = 2 });
         using var zeroed = ResNetFactory.Create(new ResNetOptions
         {

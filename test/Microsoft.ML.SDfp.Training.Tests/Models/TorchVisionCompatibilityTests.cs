@@ -21,6 +21,8 @@ public sealed class TorchVisionCompatibilityTests
     [MemberData(nameof(ImageNetArchitectures))]
     public void State_dict_keys_shapes_and_dtypes_equal_torchvision(ResNetArchitecture architecture)
     {
+        // state_dict() hands out new tensor handles; the scope frees them before the next (large) model.
+        using var scope = torch.NewDisposeScope();
         using var ours = ResNetFactory.Create(new ResNetOptions { Architecture = architecture, NumClasses = 1000 });
         using var reference = TorchVision(architecture);
 
@@ -69,6 +71,7 @@ public sealed class TorchVisionCompatibilityTests
     [Fact]
     public void Torchvision_state_dict_loads_directly_and_ours_exports_back()
     {
+        using var scope = torch.NewDisposeScope();
         torch.manual_seed(3);
         using var reference = torchvision.models.resnet18(num_classes: 5);
         RandomiseBatchNorm(reference);
