@@ -118,4 +118,32 @@ public sealed class QuantizationPolicyTests
         model.Telemetry = null;
         Assert.All(model.QuantizedConvs, c => Assert.Null(c.Telemetry));
     }
+
+    [Theory]
+    [InlineData(ResNetArchitecture.ResNet50)]
+    [InlineData(ResNetArchitecture.ResNet18)]
+    [InlineData(ResNetArchitecture.ResNet20)]
+    public void Fully_quantised_training_step_gives_every_parameter_a_finite_gradient(ResNetArchitecture architecture)
+    {
+        torch.manual_seed(9);
+        using var model = ResNetFactory.Create(new ResNetOptions
+        {
+            Architecture = architecture, InputChannels = 1, NumClasses = 10, Quantization = QuantizationPolicy.All(Sdfp8),
+        });
+        model.train();
+        using var scope = torch.NewDisposeScope();
+        var input = torch.randn(2, 1, 28, 28);
+        var labels = torch.tensor(new long[] { 3, 9 });
+
+        var loss = torch.nn.functional.cross_entropy(model.call(input), labels);
+        loss.backward();
+
+        Assert.True(float.IsFinite(loss.ToSingle()));
+        foreach (var (name, parameter) in model.named_parameters())
+        {
+            Assert.True(parameter.grad is not null, $"{name} has no gradient");
+            Assert.True(torch.isfinite(parameter.grad!).all().ToBoolean(), $"{name} has a non-finite gradient");
+        }
+        Assert.NotEqual(0f, model.QuantizedConvs.First(c => c.LayerName == "layer1.0.conv1").weight.grad!.abs().sum().ToSingle());
+    }
 }
