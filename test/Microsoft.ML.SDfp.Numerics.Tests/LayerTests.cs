@@ -64,6 +64,29 @@ public class LayerTests : TorchTests
     }
 
     [Fact]
+    public void Linear_accepts_batched_sequences_and_quantises_their_error_once()
+    {
+        var format = DfpFormat.SDfp(8, 1);
+        using var linear = new QuantizedLinear("fc", 6, 5, config: QuantizationConfig.Uniform(format));
+        using var x = Random(1, 2, 3, 6).requires_grad_();
+        using var y = linear.forward(x);
+        Assert.Equal(new long[] { 2, 3, 5 }, y.shape);
+        using var g = Random(2, y.shape);
+        y.backward([g]);
+        Assert.Equal(1, linear.Quantizer(TensorRole.Error)!.Count);
+
+        using var qa = Dfp.FakeQuantize(x.detach(), format).requires_grad_();
+        using var qw = Dfp.FakeQuantize(linear.weight.detach(), format).requires_grad_();
+        using var b = linear.bias!.detach().clone().requires_grad_();
+        using var reference = nn.functional.linear(qa, qw, b);
+        AssertExactlyEqual(reference, y);
+        reference.backward([Dfp.FakeQuantize(g, format)]);
+        AssertExactlyEqual(qa.grad!, x.grad!);
+        AssertExactlyEqual(qw.grad!, linear.weight.grad!);
+        AssertExactlyEqual(b.grad!, linear.bias!.grad!);
+    }
+
+    [Fact]
     public void Fp32_config_is_exactly_torch_conv2d()
     {
         using var conv = new QuantizedConv2d("conv", 4, 6, 3, padding: 1, bias: true);

@@ -140,6 +140,18 @@ public class StreamTests : TorchTests
     }
 
     [Fact]
+    public void Stateless_quantisation_applies_auto_shift_too()
+    {
+        using var x = Laplace(4, 20_000);
+        var format = DfpFormat.Auto(4) with { AutoShiftMax = 6 };
+        using var quantizer = new TensorQuantizer("l", TensorRole.Error, format);
+        using var expected = quantizer.FakeQuantize(x);
+        using var actual = Dfp.FakeQuantize(x, format);
+        Assert.True(quantizer.LastShift > 0);
+        AssertExactlyEqual(expected, actual);
+    }
+
+    [Fact]
     public void Auto_shift_respects_the_saturation_cap()
     {
         using var x = Laplace(5, 20_000);
