@@ -59,6 +59,25 @@ public static class Dfp
         return QuantizationKernel.FakeQuantize(x, exponent, format, generator, collect: false, out _);
     }
 
+    /// <summary>
+    /// Whether an FP32 GEMM over <paramref name="k"/> products of operands in these formats is exact, i.e. equals the
+    /// integer dot product times 2^(eA+eW): every partial sum is an integer of magnitude at most
+    /// K · |qmin_A| · |qmin_W| = K · 2^(bitsA+bitsW−2), and FP32 holds every integer up to 2^24.
+    /// At 8 bits this allows K ≤ 1024 (a 3×3 conv over 113 channels or fewer). Beyond it the layer output is the FP32
+    /// rounding of the exact sum, as in any FP32 GEMM.
+    /// </summary>
+    /// <param name="k">Reduction length: in/groups · k · k for a conv, in for a linear layer.</param>
+    /// <param name="activation">Format of the activations, or null when FP32 (then never exact).</param>
+    /// <param name="weight">Format of the weights, or null when FP32 (then never exact).</param>
+    public static bool IsExactFp32Accumulation(long k, DfpFormat? activation, DfpFormat? weight)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        if (activation is null || weight is null)
+            return false;
+        var bits = activation.Bits + weight.Bits - 2;
+        return bits <= 24 && k <= (1L << (24 - bits));
+    }
+
     /// <summary>The integer dtype <see cref="Quantize"/> stores a format's integers in.</summary>
     /// <param name="format">The number format.</param>
     public static ScalarType IntegerType(DfpFormat format) => format.Bits <= 8 ? ScalarType.Int8 : ScalarType.Int16;
