@@ -41,6 +41,22 @@ public class StreamTests : TorchTests
     }
 
     [Fact]
+    public void Delayed_exponent_still_refuses_nan_found_while_quantising()
+    {
+        var format = DfpFormat.Dfp(8) with { ExponentSource = ExponentSource.Delayed };
+        var telemetry = new QuantizationTelemetry();
+        using var quantizer = new TensorQuantizer("fc", TensorRole.Error, format, telemetry);
+        using var good = Random(1, 100);
+        using var _ = quantizer.FakeQuantize(good);
+        using var bad = Random(2, 100);
+        bad[17] = tensor(float.NaN);
+        var e = Assert.Throws<NonFiniteTensorException>(() => quantizer.FakeQuantize(bad));
+        Assert.Equal(("fc", TensorRole.Error, 1L), (e.Layer, e.Role, e.NonFiniteCount));
+        Assert.Equal(1, telemetry.Records[^1].NonFiniteCount);
+        Assert.Single(quantizer.AmaxHistory); // the failed step leaves the history alone
+    }
+
+    [Fact]
     public void Nan_or_inf_throws_naming_layer_and_role_and_is_counted_in_telemetry()
     {
         var telemetry = new QuantizationTelemetry { Step = 17 };
@@ -74,6 +90,20 @@ public class StreamTests : TorchTests
         Assert.Equal(1, e.NonFiniteCount);
         Assert.Contains("Layer 'layer3.1.conv2' role Error", e.Message);
         Assert.Null(conv.weight.grad is { } grad && grad.numel() > 0 && Values(grad).Any(float.IsNaN) ? "NaN reached the weights" : null);
+    }
+
+    [Fact]
+    public void Nan_in_a_layer_input_is_reported_in_forward_with_layer_and_role()
+    {
+        using var linear = new QuantizedLinear("head.fc", 4, 2, config: QuantizationConfig.Uniform(DfpFormat.Dfp(8)));
+        using var x = tensor(new[,] { { 1f, float.PositiveInfinity, 0f, 2f } }).requires_grad_();
+        var e = Assert.Throws<NonFiniteTensorException>(() => linear.forward(x));
+        Assert.Equal(("head.fc", TensorRole.Activation, 1L), (e.Layer, e.Role, e.NonFiniteCount));
+        using (no_grad())
+            linear.weight[0, 0] = tensor(float.NaN);
+        using var finite = ones(1, 4);
+        var w = Assert.Throws<NonFiniteTensorException>(() => linear.forward(finite));
+        Assert.Equal(("head.fc", TensorRole.Weight), (w.Layer, w.Role));
     }
 
     [Fact]
@@ -121,6 +151,18 @@ public class StreamTests : TorchTests
         Assert.True(mse[chosen] <= 1.5 * mse.Min(), $"chose s={chosen} with MSE {mse[chosen]}, best {mse.Min()}");
         Assert.Equal(chosen, telemetry.Records[^1].Shift);
         Assert.Equal(Dfp.Exponent(auto.LastAmax, format, chosen), auto.LastExponent);
+    }
+
+    [Fact]
+    public void Stateless_quantisation_applies_auto_shift_too()
+    {
+        using var x = Laplace(4, 20_000);
+        var format = DfpFormat.Auto(4) with { AutoShiftMax = 6 };
+        using var quantizer = new TensorQuantizer("l", TensorRole.Error, format);
+        using var expected = quantizer.FakeQuantize(x);
+        using var actual = Dfp.FakeQuantize(x, format);
+        Assert.True(quantizer.LastShift > 0);
+        AssertExactlyEqual(expected, actual);
     }
 
     [Fact]
