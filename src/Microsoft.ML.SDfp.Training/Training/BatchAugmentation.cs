@@ -20,8 +20,12 @@ public sealed class BatchAugmentation
     /// <param name="cropPadding">Padding in pixels; 0 makes the crop an identity.</param>
     /// <param name="horizontalFlip">Mirror each image left-right with probability 1/2.</param>
     /// <param name="generator">Source of all randomness (CPU generator).</param>
-    public BatchAugmentation(bool randomCrop, int cropPadding, bool horizontalFlip, Generator generator)
+    /// <param name="paddingValue">Value of the padded border (0 = zeros).</param>
+    public BatchAugmentation(bool randomCrop, int cropPadding, bool horizontalFlip, Generator generator, double paddingValue = 0)
     {
+        if (!double.IsFinite(paddingValue))
+            throw new ArgumentOutOfRangeException(nameof(paddingValue), paddingValue, "The padding value must be finite.");
+        PaddingValue = paddingValue;
         ArgumentOutOfRangeException.ThrowIfNegative(cropPadding);
         ArgumentNullException.ThrowIfNull(generator);
         RandomCrop = randomCrop;
@@ -35,6 +39,9 @@ public sealed class BatchAugmentation
 
     /// <summary>Zero padding per side for the crop.</summary>
     public int CropPadding { get; }
+
+    /// <summary>Value of the padded border.</summary>
+    public double PaddingValue { get; }
 
     /// <summary>True when random horizontal flip is on.</summary>
     public bool HorizontalFlip { get; }
@@ -72,7 +79,7 @@ public sealed class BatchAugmentation
     private Tensor Crop(Tensor images, long n)
     {
         long c = images.shape[1], h = images.shape[2], w = images.shape[3], p = CropPadding;
-        var padded = nn.functional.pad(images, new[] { p, p, p, p });
+        var padded = nn.functional.pad(images, new[] { p, p, p, p }, value: PaddingValue);
         // One offset pair per image in [0, 2p]; offset p is the original position.
         var offsetY = randint(0, 2 * p + 1, new[] { n }, dtype: ScalarType.Int64, generator: _generator);
         var offsetX = randint(0, 2 * p + 1, new[] { n }, dtype: ScalarType.Int64, generator: _generator);

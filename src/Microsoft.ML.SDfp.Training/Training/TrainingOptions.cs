@@ -45,6 +45,13 @@ public sealed record TrainingOptions
     /// <summary>Zero padding on every side for <see cref="RandomCrop"/>, in pixels. Default 2 (28×28 images; CIFAR uses 4 for 32×32).</summary>
     public int CropPadding { get; init; } = 2;
 
+    /// <summary>
+    /// Value of the padded border for <see cref="RandomCrop"/>, in the units of the (normalised) images. Default 0.
+    /// Fashion-MNIST as read by <c>FashionMnist</c> is normalised, so its black background is
+    /// -Mean/Std (about -0.81), not 0; pass that to pad with background.
+    /// </summary>
+    public double CropPaddingValue { get; init; } = 0;
+
     /// <summary>Mirror each image left-right with probability 1/2. Default true.</summary>
     public bool HorizontalFlip { get; init; } = true;
 
@@ -70,13 +77,6 @@ public sealed record TrainingOptions
     /// <summary>What a NaN/Inf loss or gradient does. Default <see cref="NonFiniteLossPolicy.Throw"/>.</summary>
     public NonFiniteLossPolicy NonFinitePolicy { get; init; } = NonFiniteLossPolicy.Throw;
 
-    /// <summary>
-    /// Ask libtorch for deterministic algorithms during <see cref="ImageClassifierTrainer.Fit"/>
-    /// (<c>torch.use_deterministic_algorithms(true, warn_only: true)</c>; the previous setting is restored after).
-    /// With the same seed, thread count and machine, two runs then give bit-identical weights. Default true.
-    /// </summary>
-    public bool Deterministic { get; init; } = true;
-
     /// <summary>Batch size for the per-epoch validation pass (no gradients, so it can be larger). Default 256.</summary>
     public int EvaluationBatchSize { get; init; } = 256;
 
@@ -94,6 +94,7 @@ public sealed record TrainingOptions
         Require(!Nesterov || Momentum > 0, nameof(Nesterov), Nesterov, "needs Momentum > 0");
         Require(double.IsFinite(WeightDecay) && WeightDecay >= 0, nameof(WeightDecay), WeightDecay, "must be a finite number >= 0");
         Require(CropPadding >= 0, nameof(CropPadding), CropPadding, "must be >= 0");
+        Require(double.IsFinite(CropPaddingValue), nameof(CropPaddingValue), CropPaddingValue, "must be finite");
         Require(EarlyStoppingPatience is null || EarlyStoppingPatience >= 1, nameof(EarlyStoppingPatience), EarlyStoppingPatience, "must be null or at least 1");
         Require(double.IsFinite(EarlyStoppingMinDelta) && EarlyStoppingMinDelta >= 0, nameof(EarlyStoppingMinDelta), EarlyStoppingMinDelta, "must be a finite number >= 0");
         Require(Enum.IsDefined(EarlyStoppingMetric), nameof(EarlyStoppingMetric), EarlyStoppingMetric, "is not an EarlyStoppingMetric value");
