@@ -17,7 +17,14 @@ internal sealed record ExperimentReport(
     DateTime FinishedUtc,
     IReadOnlyList<ShiftProbeResult> ShiftProbes,
     StepTimingResult? StepTiming,
-    IReadOnlyList<RunRecord> Runs);
+    IReadOnlyList<RunRecord> Runs)
+{
+    /// <summary>False while the experiment is still running (or when it was interrupted): the files then hold the finished runs only.</summary>
+    public bool Complete { get; init; }
+
+    /// <summary>Configurations asked for on the command line.</summary>
+    public IReadOnlyList<string> PlannedConfigs { get; init; } = Array.Empty<string>();
+}
 
 /// <summary>One training run of one configuration.</summary>
 internal sealed record RunRecord(
