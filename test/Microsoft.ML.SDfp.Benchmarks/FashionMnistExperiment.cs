@@ -72,11 +72,10 @@ internal static class FashionMnistExperiment
             needed.Add(6);
         foreach (var bits in needed)
         {
-            Log($"shift probe: {options.ProbeSteps} steps of Auto{bits} (least-MSE shift per tensor and step)");
-            var probe = ShiftProbe.Run(bits, train, trainingOptions, options.ProbeSteps, options.Seed, Log);
+            Log($"shift probe: {options.ProbeSteps} steps of S-DFP{bits}(s) for s = 0..{ShiftProbe.MaxShift}");
+            var probe = ShiftProbe.Run(bits, train, trainingOptions, options.ProbeSteps, options.SaturationBudget, options.Seed, Log);
             probes.Add(probe);
-            int Pick(string role) => probe.Roles.Single(r => r.Role == role).ChosenShift;
-            shifts[bits] = (Pick("Weight"), Pick("Activation"), Pick("Error"));
+            shifts[bits] = (probe.ChosenShifts["Weight"], probe.ChosenShifts["Activation"], probe.ChosenShifts["Error"]);
         }
 
         // 2. The training runs, one after another with the same seed and schedule.

@@ -92,16 +92,19 @@ internal static class ResultsReport
         }
         foreach (var probe in r.ShiftProbes)
         {
-            md.AppendLine($"**{probe.Bits}-bit probe**: {probe.Steps} training steps of the same ResNet-20 with auto-shift {probe.Bits}-bit formats (Auto{probe.Bits}: " +
-                          "per tensor and step, the shift in 0..4 with the least quantisation MSE), constant learning rate, same seed, training data only. " +
-                          "The median shift each role chose becomes its fixed, hand-picked shift for the whole S-DFP run.");
+            md.AppendLine($"**{probe.Bits}-bit probe**: the same ResNet-20 from the same initial weights, {probe.Steps} training steps (constant learning rate, training data only) " +
+                          $"with S-DFP{probe.Bits}(s) on W, A and G, once per candidate s = 0..{probe.Candidates.Count - 1}. S-DFP trades clamping of the largest values " +
+                          "for resolution of the small ones, so for each role we pick the largest shift whose mean saturated fraction stays within " +
+                          $"{Percent(probe.SaturationBudget)} of the elements. Picked: **W s={probe.ChosenShifts["Weight"]}, A s={probe.ChosenShifts["Activation"]}, G s={probe.ChosenShifts["Error"]}**.");
             md.AppendLine();
-            md.AppendLine("| Role | Auto-shift choices (shift: count) | Mean saturated | Mean flushed to zero | Mean SQNR | Picked shift |");
-            md.AppendLine("|---|---|---|---|---|---|");
-            foreach (var role in probe.Roles)
+            md.AppendLine("| Shift | W saturated | W flushed to 0 | A saturated | A flushed to 0 | G saturated | G flushed to 0 | G SQNR |");
+            md.AppendLine("|---|---|---|---|---|---|---|---|");
+            foreach (var candidate in probe.Candidates)
             {
-                md.AppendLine($"| {role.Role} | {string.Join(", ", role.AutoShiftHistogram.Select(kv => $"s={kv.Key}: {kv.Value}"))} | " +
-                              $"{Percent(role.MeanSaturatedFraction)} | {Percent(role.MeanFlushedToZeroFraction)} | {role.MeanSqnrDb.ToString("F1", c)} dB | **{role.ChosenShift}** |");
+                RoleStatistics Of(string role) => candidate.Roles.Single(x => x.Role == role);
+                var (w, a, g) = (Of("Weight"), Of("Activation"), Of("Error"));
+                md.AppendLine($"| {candidate.Shift}{(candidate.Failure is null ? "" : " (diverged)")} | {Percent(w.MeanSaturatedFraction)} | {Percent(w.MeanFlushedToZeroFraction)} | " +
+                              $"{Percent(a.MeanSaturatedFraction)} | {Percent(a.MeanFlushedToZeroFraction)} | {Percent(g.MeanSaturatedFraction)} | {Percent(g.MeanFlushedToZeroFraction)} | {g.MeanSqnrDb.ToString("F1", c)} dB |");
             }
             md.AppendLine();
         }
