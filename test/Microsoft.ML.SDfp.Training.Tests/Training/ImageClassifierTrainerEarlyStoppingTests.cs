@@ -5,6 +5,8 @@ namespace Microsoft.ML.SDfp.Training.Tests.Training;
 
 public sealed class ImageClassifierTrainerEarlyStoppingTests
 {
+    public ImageClassifierTrainerEarlyStoppingTests() => Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+
     [Fact]
     public void Early_stopping_stops_after_patience_epochs_without_improvement_and_restores_the_best_weights()
     {

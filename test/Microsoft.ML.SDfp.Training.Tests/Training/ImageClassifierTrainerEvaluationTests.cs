@@ -7,6 +7,8 @@ namespace Microsoft.ML.SDfp.Training.Tests.Training;
 
 public sealed class ImageClassifierTrainerEvaluationTests
 {
+    public ImageClassifierTrainerEvaluationTests() => Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+
     [Fact]
     public void PredictProbabilities_gives_softmax_rows_in_eval_mode_without_gradients_and_restores_the_mode()
     {

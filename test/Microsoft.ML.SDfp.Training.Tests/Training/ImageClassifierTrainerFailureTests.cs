@@ -10,6 +10,8 @@ namespace Microsoft.ML.SDfp.Training.Tests.Training;
 
 public sealed class ImageClassifierTrainerFailureTests
 {
+    public ImageClassifierTrainerFailureTests() => Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+
     private const int Count = 96;
     private const int BatchSize = 32;
     private const long Seed = 9;

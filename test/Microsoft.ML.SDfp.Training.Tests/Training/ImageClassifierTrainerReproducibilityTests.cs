@@ -5,6 +5,8 @@ namespace Microsoft.ML.SDfp.Training.Tests.Training;
 
 public sealed class ImageClassifierTrainerReproducibilityTests
 {
+    public ImageClassifierTrainerReproducibilityTests() => Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+
     private static readonly TrainingOptions Options = new() { Epochs = 2, BatchSize = 32, LearningRate = 0.05, Seed = 21 };
 
     private static Dictionary<string, float[]> TrainOnce(long trainerSeed, long roundingSeed)
