@@ -41,6 +41,22 @@ public class StreamTests : TorchTests
     }
 
     [Fact]
+    public void Delayed_exponent_still_refuses_nan_found_while_quantising()
+    {
+        var format = DfpFormat.Dfp(8) with { ExponentSource = ExponentSource.Delayed };
+        var telemetry = new QuantizationTelemetry();
+        using var quantizer = new TensorQuantizer("fc", TensorRole.Error, format, telemetry);
+        using var good = Random(1, 100);
+        using var _ = quantizer.FakeQuantize(good);
+        using var bad = Random(2, 100);
+        bad[17] = tensor(float.NaN);
+        var e = Assert.Throws<NonFiniteTensorException>(() => quantizer.FakeQuantize(bad));
+        Assert.Equal(("fc", TensorRole.Error, 1L), (e.Layer, e.Role, e.NonFiniteCount));
+        Assert.Equal(1, telemetry.Records[^1].NonFiniteCount);
+        Assert.Single(quantizer.AmaxHistory); // the failed step leaves the history alone
+    }
+
+    [Fact]
     public void Nan_or_inf_throws_naming_layer_and_role_and_is_counted_in_telemetry()
     {
         var telemetry = new QuantizationTelemetry { Step = 17 };

@@ -19,7 +19,23 @@ namespace Microsoft.ML.SDfp.Numerics;
 /// </remarks>
 internal static unsafe class FusedQuantization
 {
-    private const int MinParallelElements = 1 << 16;
+    /// <summary>
+    /// Elements per thread before a quantisation is split. The pass is memory-bound, and .NET pool threads compete
+    /// with libtorch's OpenMP workers for the same cores: on the 2-core reference machine one thread per 25 MB
+    /// activation tensor measured faster than two (see the layer benchmark's sdfp8-1thread variant). Large tensors on
+    /// many-core machines still get split.
+    /// </summary>
+    private const int ElementsPerThread = 1 << 23;
+
+    /// <summary>Exact thread count for benchmarks (0 = automatic: one thread per <see cref="ElementsPerThread"/>).</summary>
+    internal static int ThreadOverride
+    {
+        get => _threadOverride;
+        set => _threadOverride = value;
+    }
+
+    [ThreadStatic]
+    private static int _threadOverride;
 
     public static bool Applies(Tensor x) =>
         x.dtype == ScalarType.Float32 && x.device_type == DeviceType.CPU && x.is_contiguous()
@@ -49,11 +65,21 @@ internal static unsafe class FusedQuantization
 
     /// <summary>Writes q (integers) or q · 2^e (fake) for every element into a new tensor.</summary>
     public static Tensor Quantize(Tensor x, int exponent, DfpFormat format, ulong seed, bool fake,
-        bool collect, out QuantizationStatistics statistics)
+        bool collect, out QuantizationStatistics statistics) =>
+        Quantize(x, exponent, format, seed, fake, collect, out statistics, out _);
+
+    /// <summary>
+    /// As <see cref="Quantize(Tensor, int, DfpFormat, ulong, bool, bool, out QuantizationStatistics)"/>, and also
+    /// measures max |x| in the same pass (NaN when any element is not finite): a delayed exponent then needs one pass
+    /// over memory instead of two.
+    /// </summary>
+    public static Tensor Quantize(Tensor x, int exponent, DfpFormat format, ulong seed, bool fake,
+        bool collect, out QuantizationStatistics statistics, out double amax)
     {
         var n = checked((int)x.numel());
         var result = empty(x.shape, ScalarType.Float32, x.device);
         statistics = new QuantizationStatistics(n, 0, 0, 0, 0, 0);
+        amax = 0;
         if (n == 0)
             return result;
         var parameters = new Parameters(
@@ -67,14 +93,17 @@ internal static unsafe class FusedQuantization
             var output = (float*)outBytes;
             var chunks = Chunks(n, out var chunkSize);
             var parts = new QuantizationStatistics[chunks];
+            var maxima = new float[chunks];
+            var nonFinite = new bool[chunks];
             Run(chunks, c =>
             {
                 var start = c * chunkSize;
                 var end = Math.Min(n, start + chunkSize);
                 parts[c] = collect
-                    ? ChunkQuantize<Collect>(input, output, start, end, parameters)
-                    : ChunkQuantize<Skip>(input, output, start, end, parameters);
+                    ? ChunkQuantize<Collect>(input, output, start, end, parameters, out maxima[c], out nonFinite[c])
+                    : ChunkQuantize<Skip>(input, output, start, end, parameters, out maxima[c], out nonFinite[c]);
             });
+            amax = nonFinite.Any(b => b) ? double.NaN : maxima.Max();
             if (collect)
             {
                 var sum = new QuantizationStatistics(0, 0, 0, 0, 0, 0);
@@ -103,9 +132,13 @@ internal static unsafe class FusedQuantization
         public static bool Enabled => false;
     }
 
-    private static QuantizationStatistics ChunkQuantize<TMode>(float* input, float* output, int start, int end, Parameters p)
+    private static QuantizationStatistics ChunkQuantize<TMode>(float* input, float* output, int start, int end, Parameters p,
+        out float amax, out bool nonFinite)
         where TMode : struct, IMode
     {
+        var max = Vector256<float>.Zero;
+        var bad = Vector256<float>.Zero;
+        var limit = Vector256.Create(float.MaxValue);
         long saturated = 0, nonZero = 0, flushed = 0;
         var signal = Vector256<double>.Zero;
         var error = Vector256<double>.Zero;
@@ -116,10 +149,16 @@ internal static unsafe class FusedQuantization
         var qmax = Vector256.Create(p.QMax);
         var seed32 = (uint)(p.Seed ^ (p.Seed >> 32));
         var lanes = Vector256.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u);
+        Vector256<int> saturatedLanes = default, nonZeroLanes = default, flushedLanes = default;
+        Vector256<float> signalBlock = default, errorBlock = default;
+        var blockVectors = 0;
         var i = start;
         for (; i + Vector256<float>.Count <= end; i += Vector256<float>.Count)
         {
             var v = Vector256.Load(input + i);
+            var a = Vector256.Abs(v);
+            max = Vector256.Max(max, a);
+            bad |= ~Vector256.LessThanOrEqual(a, limit);
             var y = v * down;
             Vector256<float> q;
             if (p.Stochastic)
@@ -137,24 +176,42 @@ internal static unsafe class FusedQuantization
             Vector256.Store(q * up, output + i);
             if (TMode.Enabled)
             {
-                var outside = Vector256.GreaterThan(y, qmax) | Vector256.LessThan(y, qmin);
-                saturated += BitOperations.PopCount(outside.ExtractMostSignificantBits());
+                // Masks are all-ones (-1) per true lane, so subtracting them counts per lane.
                 var nz = ~Vector256.Equals(v, Vector256<float>.Zero);
-                nonZero += BitOperations.PopCount(nz.ExtractMostSignificantBits());
-                var zeroQ = Vector256.Equals(q, Vector256<float>.Zero);
-                flushed += BitOperations.PopCount((nz & zeroQ).ExtractMostSignificantBits());
-                var (vLo, vHi) = Vector256.Widen(v);
-                var (xLo, xHi) = Vector256.Widen(q * grid);
-                signal += vLo * vLo + vHi * vHi;
-                var dLo = vLo - xLo;
-                var dHi = vHi - xHi;
-                error += dLo * dLo + dHi * dHi;
+                saturatedLanes -= (Vector256.GreaterThan(y, qmax) | Vector256.LessThan(y, qmin)).AsInt32();
+                nonZeroLanes -= nz.AsInt32();
+                flushedLanes -= (nz & Vector256.Equals(q, Vector256<float>.Zero)).AsInt32();
+                var d = v - q * grid;
+                signalBlock += v * v;
+                errorBlock += d * d;
+                // FP32 partial sums over at most 512 vectors, then double: relative error ~1e-5, far below what a dB figure shows.
+                if (++blockVectors == 512)
+                {
+                    Flush(ref signal, ref error, ref signalBlock, ref errorBlock);
+                    blockVectors = 0;
+                }
             }
         }
+        if (TMode.Enabled)
+        {
+            Flush(ref signal, ref error, ref signalBlock, ref errorBlock);
+            saturated = Vector256.Sum(saturatedLanes.AsInt64Lanes());
+            nonZero = Vector256.Sum(nonZeroLanes.AsInt64Lanes());
+            flushed = Vector256.Sum(flushedLanes.AsInt64Lanes());
+        }
+        amax = 0;
+        for (var k = 0; k < Vector256<float>.Count; k++)
+            amax = Math.Max(amax, max.GetElement(k));
+        nonFinite = bad != Vector256<float>.Zero;
         double signalTail = 0, errorTail = 0;
         for (; i < end; i++)
         {
             var v = input[i];
+            var abs = Math.Abs(v);
+            if (!(abs <= float.MaxValue))
+                nonFinite = true;
+            else if (abs > amax)
+                amax = abs;
             var y = v * p.Down;
             float q;
             if (p.Stochastic)
@@ -187,6 +244,24 @@ internal static unsafe class FusedQuantization
             ? new QuantizationStatistics(end - start, nonZero, saturated, flushed,
                 Vector256.Sum(signal) + signalTail, Vector256.Sum(error) + errorTail)
             : default;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Flush(ref Vector256<double> signal, ref Vector256<double> error,
+        ref Vector256<float> signalBlock, ref Vector256<float> errorBlock)
+    {
+        var (sLo, sHi) = Vector256.Widen(signalBlock);
+        var (eLo, eHi) = Vector256.Widen(errorBlock);
+        signal += sLo + sHi;
+        error += eLo + eHi;
+        signalBlock = default;
+        errorBlock = default;
+    }
+
+    private static Vector256<long> AsInt64Lanes(this Vector256<int> lanes)
+    {
+        var (lo, hi) = Vector256.Widen(lanes);
+        return lo + hi;
     }
 
     private static float ChunkAmax(float* data, int n, out bool nonFinite)
@@ -244,7 +319,9 @@ internal static unsafe class FusedQuantization
 
     private static int Chunks(int n, out int chunkSize)
     {
-        var threads = n < MinParallelElements ? 1 : Math.Max(1, Math.Min(get_num_threads(), Environment.ProcessorCount));
+        var threads = Math.Max(1, Math.Min(Math.Min(get_num_threads(), Environment.ProcessorCount), n / ElementsPerThread));
+        if (ThreadOverride > 0)
+            threads = Math.Max(1, Math.Min(ThreadOverride, n / 4096));
         // Chunk boundaries on multiples of 64 elements keep every chunk's vectors aligned like the whole tensor's.
         chunkSize = ((n + threads - 1) / threads + 63) & ~63;
         return (n + chunkSize - 1) / chunkSize;

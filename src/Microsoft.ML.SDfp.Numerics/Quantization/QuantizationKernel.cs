@@ -20,6 +20,14 @@ internal static class QuantizationKernel
     public static double Amax(Tensor x) =>
         UseFused && FusedQuantization.Applies(x) ? FusedQuantization.Amax(x) : TorchQuantization.Amax(x);
 
+    /// <summary>True when <see cref="QuantizeMeasuringAmax"/> may be used for <paramref name="x"/>.</summary>
+    public static bool FusedApplies(Tensor x) => UseFused && FusedQuantization.Applies(x);
+
+    /// <summary>Quantises and measures max |x| (NaN when not finite) in one pass; fused path only.</summary>
+    public static Tensor QuantizeMeasuringAmax(Tensor x, int exponent, DfpFormat format, Generator? generator, bool fake,
+        bool collect, out QuantizationStatistics statistics, out double amax) =>
+        FusedQuantization.Quantize(x, exponent, format, Seed(format, generator), fake, collect, out statistics, out amax);
+
     public static long CountNonFinite(Tensor x) => TorchQuantization.CountNonFinite(x);
 
     /// <summary>q = clamp(round(x / 2^exponent), qmin, qmax) as whole numbers in x's floating dtype.</summary>
