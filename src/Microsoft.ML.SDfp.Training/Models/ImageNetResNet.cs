@@ -37,11 +37,7 @@ public sealed class ImageNetResNet : ResNetModel
             : new QuantizedConv2d(FirstConvName, options.InputChannels, 64, kernelSize: 7, stride: 2, padding: 3);
         bn1 = nn.BatchNorm2d(64);
         relu = nn.ReLU();
-<<<<<<< HEAD
-        maxpool = options.SmallImageStem ? null : nn.MaxPool2d(kernel_size: 3, stride: 2, padding: 1);
-=======
         maxpool = options.SmallImageStem ? null : nn.MaxPool2d(3, stride: 2, padding: 1);
->>>>>>> models
 
         long inPlanes = 64;
         layer1 = MakeStage("layer1", bottleneck, ref inPlanes, 64, blocks[0], stride: 1);
