@@ -1,0 +1,82 @@
+namespace Microsoft.ML.SDfp.Benchmarks;
+
+/// <summary>Everything <c>fashion-mnist.json</c> holds: how the experiment ran, and one record per configuration.</summary>
+internal sealed record ExperimentReport(
+    string Mode,
+    string Command,
+    long Seed,
+    int TrainSize,
+    int TestSize,
+    int Epochs,
+    int BatchSize,
+    double LearningRate,
+    string Schedule,
+    int Threads,
+    string Machine,
+    DateTime StartedUtc,
+    DateTime FinishedUtc,
+    IReadOnlyList<ShiftProbeResult> ShiftProbes,
+    StepTimingResult? StepTiming,
+    IReadOnlyList<RunRecord> Runs)
+{
+    /// <summary>False while the experiment is still running (or when it was interrupted): the files then hold the finished runs only.</summary>
+    public bool Complete { get; init; }
+
+    /// <summary>Git commit the experiment was built from (<c>git rev-parse HEAD</c> in the working directory), with "+dirty" when files were modified.</summary>
+    public string Commit { get; init; } = "unknown";
+
+    /// <summary>Configurations asked for on the command line.</summary>
+    public IReadOnlyList<string> PlannedConfigs { get; init; } = Array.Empty<string>();
+}
+
+/// <summary>One training run of one configuration.</summary>
+internal sealed record RunRecord(
+    string Config,
+    string Description,
+    string WeightFormat,
+    string ActivationFormat,
+    string ErrorFormat,
+    string FirstConvAndClassifier,
+    int EpochsPlanned,
+    int EpochsCompleted,
+    int TrainSize,
+    int TestSize,
+    long Seed,
+    IReadOnlyList<double> TestAccuracyPerEpoch,
+    IReadOnlyList<double> TestLossPerEpoch,
+    IReadOnlyList<double> TrainLossPerEpoch,
+    IReadOnlyList<double> TrainAccuracyPerEpoch,
+    double? FinalTestAccuracy,
+    double WallTimeSeconds,
+    double TrainImagesPerSecond,
+    double? RssEpoch1MiB,
+    double? RssEpochNMiB,
+    string Status,
+    string? TelemetryCsv);
+
+/// <summary>How the hand-picked S-DFP shifts were chosen: per candidate shift, what each role's tensors did.</summary>
+internal sealed record ShiftProbeResult(
+    int Bits,
+    int Steps,
+    double SaturationBudget,
+    IReadOnlyList<ShiftCandidate> Candidates,
+    IReadOnlyDictionary<string, int> ChosenShifts);
+
+/// <summary>One candidate shift of the probe (the same shift on W, A and G).</summary>
+internal sealed record ShiftCandidate(int Shift, IReadOnlyList<RoleStatistics> Roles, string? Failure);
+
+/// <summary>Means over the probe's steps and layers for one role.</summary>
+internal sealed record RoleStatistics(string Role, double MeanSaturatedFraction, double MeanFlushedToZeroFraction, double MeanSqnrDb, int Samples);
+
+/// <summary>FP32 against S-DFP8 training-step time, measured interleaved in the same process.</summary>
+internal sealed record StepTimingResult(
+    string Quantized,
+    int BatchSize,
+    int ImageSize,
+    int Threads,
+    int Rounds,
+    double Fp32MedianMs,
+    double QuantizedMedianMs,
+    double Ratio,
+    IReadOnlyList<double> Fp32Ms,
+    IReadOnlyList<double> QuantizedMs);
