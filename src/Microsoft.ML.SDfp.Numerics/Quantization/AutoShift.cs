@@ -1,0 +1,80 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.SDfp.Numerics;
+
+/// <summary>
+/// Picks the shift of one tensor: the candidate in [AutoShiftMin, AutoShiftMax] with the least quantisation mean
+/// squared error on a strided sample of the tensor (plus its largest element, so that the sample never hides the
+/// outlier that saturation would hurt most), subject to an optional saturated-fraction cap.
+/// </summary>
+/// <remarks>
+/// Evaluating on at most <see cref="TensorQuantizer.AutoShiftSampleSize"/> elements keeps the cost independent of the
+/// tensor size: one small strided copy and a few thousand scalar operations per candidate. Candidates are scored with
+/// round-half-even even for stochastic formats, whose expected squared error ranks the shifts the same way.
+/// </remarks>
+internal static class AutoShift
+{
+    public static int Choose(Tensor x, double referenceAmax, double currentAmax, DfpFormat format)
+    {
+        var sample = Sample(x, TensorQuantizer.AutoShiftSampleSize);
+        var best = format.AutoShiftMin;
+        var bestError = double.PositiveInfinity;
+        var bestSaturation = double.PositiveInfinity;
+        var cap = format.MaxSaturatedFraction;
+        var bestMeetsCap = false;
+        for (var s = format.AutoShiftMin; s <= format.AutoShiftMax; s++)
+        {
+            var exponent = Dfp.Exponent(referenceAmax, format, s);
+            var (error, saturated) = Evaluate(sample, currentAmax, exponent, format);
+            var fraction = saturated / (double)(sample.Length + 1);
+            var meetsCap = cap is null || fraction <= cap.Value;
+            var better = meetsCap switch
+            {
+                true when !bestMeetsCap => true,
+                true => error < bestError,
+                false when bestMeetsCap => false,
+                false => fraction < bestSaturation || (fraction == bestSaturation && error < bestError),
+            };
+            if (better)
+            {
+                best = s;
+                bestError = error;
+                bestSaturation = fraction;
+                bestMeetsCap = meetsCap;
+            }
+        }
+        return best;
+    }
+
+    /// <summary>Squared error and saturated count of the sample plus the maximum element, at one exponent.</summary>
+    internal static (double Error, long Saturated) Evaluate(ReadOnlySpan<float> sample, double amax, int exponent, DfpFormat format)
+    {
+        var down = Math.ScaleB(1.0, -exponent);
+        var up = Math.ScaleB(1.0, exponent);
+        double qmax = format.QMax, qmin = format.QMin;
+        var error = 0.0;
+        long saturated = 0;
+        for (var i = 0; i <= sample.Length; i++)
+        {
+            double v = i < sample.Length ? sample[i] : amax;
+            var y = v * down;
+            if (y > qmax || y < qmin)
+                saturated++;
+            var q = Math.Clamp(Math.Round(y, MidpointRounding.ToEven), qmin, qmax);
+            var d = v - q * up;
+            error += d * d;
+        }
+        return (error, saturated);
+    }
+
+    internal static float[] Sample(Tensor x, int size)
+    {
+        using var scope = NewDisposeScope();
+        var flat = x.reshape(-1);
+        var n = flat.shape[0];
+        var stride = Math.Max(1, n / size);
+        var picked = stride == 1 ? flat : flat.slice(0, 0, n, stride);
+        return picked.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+    }
+}

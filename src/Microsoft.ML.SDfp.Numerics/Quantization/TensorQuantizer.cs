@@ -1,0 +1,179 @@
+using Microsoft.ML.SDfp.Numerics.Telemetry;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.SDfp.Numerics;
+
+/// <summary>
+/// Quantises one (layer, role) stream step after step: keeps the amax history for delayed exponents, picks the shift
+/// under auto shift, owns the seeded generator of stochastic rounding, refuses non-finite tensors and reports to
+/// telemetry.
+/// </summary>
+/// <remarks>Calls are serialised by a lock, so a quantiser may be shared, but its history is then shared too.</remarks>
+public sealed class TensorQuantizer : IDisposable
+{
+    /// <summary>Number of elements auto shift evaluates its candidates on (a strided sample plus the maximum).</summary>
+    public const int AutoShiftSampleSize = 4096;
+
+    private readonly object _gate = new();
+    private readonly Queue<double> _history = new();
+    private Generator? _generator;
+
+    /// <summary>Creates the quantiser of one stream.</summary>
+    /// <param name="layer">Layer name used in telemetry and errors, e.g. "layer1.0.conv1".</param>
+    /// <param name="role">Role of the tensors this stream quantises.</param>
+    /// <param name="format">Number format; validated here.</param>
+    /// <param name="telemetry">Sink for statistics, or null for none.</param>
+    /// <param name="seed">Seed of the stochastic-rounding generator of this stream.</param>
+    /// <exception cref="ArgumentOutOfRangeException">The format is invalid (the message names the property and value).</exception>
+    public TensorQuantizer(string layer, TensorRole role, DfpFormat format, QuantizationTelemetry? telemetry = null, long seed = 0)
+    {
+        ArgumentNullException.ThrowIfNull(layer);
+        ArgumentNullException.ThrowIfNull(format);
+        format.Validate();
+        Layer = layer;
+        Role = role;
+        Format = format;
+        Telemetry = telemetry;
+        Seed = seed;
+    }
+
+    /// <summary>Layer name used in telemetry and errors.</summary>
+    public string Layer { get; }
+
+    /// <summary>Role of this stream.</summary>
+    public TensorRole Role { get; }
+
+    /// <summary>Number format of this stream.</summary>
+    public DfpFormat Format { get; }
+
+    /// <summary>Seed of the stochastic-rounding generator.</summary>
+    public long Seed { get; }
+
+    /// <summary>Statistics sink, or null. May be swapped between steps.</summary>
+    public QuantizationTelemetry? Telemetry { get; set; }
+
+    /// <summary>Effective exponent e − s of the last quantised tensor (0 before the first).</summary>
+    public int LastExponent { get; private set; }
+
+    /// <summary>Shift s applied to the last tensor (the chosen one under auto shift).</summary>
+    public int LastShift { get; private set; }
+
+    /// <summary>amax of the last quantised tensor.</summary>
+    public double LastAmax { get; private set; }
+
+    /// <summary>Number of tensors quantised so far.</summary>
+    public long Count { get; private set; }
+
+    /// <summary>The amax of the last <see cref="DfpFormat.HistoryLength"/> tensors, oldest first.</summary>
+    public IReadOnlyList<double> AmaxHistory
+    {
+        get
+        {
+            lock (_gate)
+                return _history.ToArray();
+        }
+    }
+
+    /// <summary>Quantises <paramref name="x"/> and returns the FP32 grid values q · 2^e (a new tensor).</summary>
+    /// <param name="x">A floating-point tensor.</param>
+    /// <exception cref="NonFiniteTensorException">x holds NaN or ±Inf; the message names layer and role.</exception>
+    public Tensor FakeQuantize(Tensor x)
+    {
+        lock (_gate)
+            return Run(x, integers: false, out _);
+    }
+
+    /// <summary>Quantises <paramref name="x"/> to integers plus one exponent.</summary>
+    /// <param name="x">A floating-point tensor.</param>
+    /// <exception cref="NonFiniteTensorException">x holds NaN or ±Inf; the message names layer and role.</exception>
+    public DfpTensor Quantize(Tensor x)
+    {
+        lock (_gate)
+        {
+            using var q = Run(x, integers: true, out var exponent);
+            return new DfpTensor(q.to_type(Dfp.IntegerType(Format)), exponent, Format);
+        }
+    }
+
+    /// <summary>Forgets the amax history (for example after loading a checkpoint) and restarts the random stream.</summary>
+    public void Reset()
+    {
+        lock (_gate)
+        {
+            _history.Clear();
+            _generator?.Dispose();
+            _generator = null;
+            Count = 0;
+        }
+    }
+
+    /// <summary>Releases the random generator.</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _generator?.Dispose();
+            _generator = null;
+        }
+    }
+
+    private Tensor Run(Tensor x, bool integers, out int exponent)
+    {
+        Dfp.CheckFloating(x, nameof(x));
+        var telemetry = Telemetry is { Enabled: true } t ? t : null;
+        var step = telemetry?.Step;
+
+        var amax = QuantizationKernel.Amax(x);
+        if (!double.IsFinite(amax))
+        {
+            var count = QuantizationKernel.CountNonFinite(x);
+            telemetry?.Record(new TensorStatistics(Layer, Role, step ?? 0, LastExponent, LastShift, amax,
+                double.NaN, double.NaN, double.NaN, count));
+            throw new NonFiniteTensorException(Layer, Role, count, x.numel(), step);
+        }
+
+        var reference = Format.ExponentSource == ExponentSource.Delayed && _history.Count > 0 ? _history.Max() : amax;
+        var shift = Format.AutoShift ? AutoShift.Choose(x, reference, amax, Format) : Format.Shift;
+        exponent = Dfp.Exponent(reference, Format, shift);
+
+        var collect = telemetry is { IsSampledStep: true };
+        var generator = Format.Rounding == RoundingMode.Stochastic ? _generator ??= new Generator((ulong)Seed) : null;
+        var result = integers
+            ? QuantizationKernel.Integers(x, exponent, Format, generator, collect, out var statistics)
+            : QuantizationKernel.FakeQuantize(x, exponent, Format, generator, collect, out statistics);
+
+        _history.Enqueue(amax);
+        while (_history.Count > Format.HistoryLength)
+            _history.Dequeue();
+        LastExponent = exponent;
+        LastShift = shift;
+        LastAmax = amax;
+        Count++;
+
+        telemetry?.Record(collect
+            ? new TensorStatistics(Layer, Role, step ?? 0, exponent, shift, amax,
+                statistics.SaturatedFraction, statistics.FlushedToZeroFraction, statistics.SqnrDb, 0)
+            : new TensorStatistics(Layer, Role, step ?? 0, exponent, shift, amax, double.NaN, double.NaN, double.NaN, 0));
+        return result;
+    }
+
+    /// <summary>A seed for one (layer, role) stream, derived from a base seed so that streams differ but runs repeat.</summary>
+    /// <param name="baseSeed">The run's seed (<see cref="QuantizationConfig.Seed"/>).</param>
+    /// <param name="layer">Layer name.</param>
+    /// <param name="role">Tensor role.</param>
+    public static long StreamSeed(long baseSeed, string layer, TensorRole role)
+    {
+        // FNV-1a over the name: string.GetHashCode is randomised per process, which would break reproducibility.
+        var hash = 14695981039346656037UL;
+        foreach (var c in $"{layer}/{role}")
+        {
+            hash ^= c;
+            hash *= 1099511628211UL;
+        }
+        var mixed = (ulong)baseSeed ^ hash;
+        mixed = (mixed ^ (mixed >> 30)) * 0xBF58476D1CE4E5B9UL;
+        mixed = (mixed ^ (mixed >> 27)) * 0x94D049BB133111EBUL;
+        return (long)((mixed ^ (mixed >> 31)) & long.MaxValue);
+    }
+}

@@ -1,0 +1,98 @@
+using System.Globalization;
+
+namespace Microsoft.ML.SDfp.Benchmarks;
+
+/// <summary>Command line of <c>fashion-mnist</c>; every default is documented in <see cref="Usage"/>.</summary>
+internal sealed record ExperimentOptions
+{
+    public static readonly string[] AllConfigs = { "fp32", "dfp8", "sdfp8", "auto8", "dfp6", "sdfp6" };
+
+    public bool Full { get; init; }
+    public IReadOnlyList<string> Configs { get; init; } = AllConfigs;
+    public int Epochs { get; init; } = 3;
+    public int TrainSize { get; init; } = 10_000;
+    public int? TestSize { get; init; }
+    public long Seed { get; init; } = 1;
+    public int Threads { get; init; } = 2;
+    public int BatchSize { get; init; } = 128;
+    public double LearningRate { get; init; } = 0.1;
+    public string OutputDirectory { get; init; } = "docs/results";
+    public string DataDirectory { get; init; } = Data.FashionMnist.DefaultDirectory;
+    public int ProbeSteps { get; init; } = 20;
+    public int TimingRounds { get; init; } = 10;
+    public bool Help { get; init; }
+
+    /// <summary>True when --epochs, --train-size or --test-size changed the mode's data size or length.</summary>
+    public bool Overridden { get; init; }
+
+    public const string Usage = """
+        usage: Microsoft.ML.SDfp.Benchmarks fashion-mnist [options]
+          --quick               10 000 training images, 3 epochs, full 10 000-image test set (default)
+          --full                60 000 training images, 20 epochs
+          --configs a,b,...     subset of fp32,dfp8,sdfp8,auto8,dfp6,sdfp6 (default: all)
+          --epochs N            override the mode's epochs
+          --train-size N        override the mode's training-set size (first N images)
+          --test-size N         evaluate on the first N test images (default: all 10 000)
+          --seed N              seed of initialisation, shuffling, augmentation, rounding (default 1)
+          --threads N           torch threads (default 2)
+          --batch-size N        default 128
+          --lr X                peak learning rate, cosine schedule (default 0.1)
+          --probe-steps N       steps of the auto-shift probe that picks the S-DFP shifts (default 20)
+          --timing-rounds N     interleaved FP32 / S-DFP8 step pairs for the step-time ratio (default 10)
+          --data DIR            Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)
+          --out DIR             results folder (default docs/results)
+        """;
+
+    public static ExperimentOptions Parse(IReadOnlyList<string> args)
+    {
+        var options = new ExperimentOptions();
+        bool? full = null;
+        int? epochs = null, trainSize = null;
+        for (var i = 0; i < args.Count; i++)
+        {
+            var name = args[i];
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"Option {name} needs a value.");
+            int Int() => int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v > 0
+                ? v : throw new ArgumentException($"Option {name} needs a positive integer; got '{args[i]}'.");
+            switch (name)
+            {
+                case "--quick": full = false; break;
+                case "--full": full = true; break;
+                case "--configs":
+                    var configs = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(c => c.ToLowerInvariant()).ToList();
+                    var unknown = configs.Where(c => !AllConfigs.Contains(c)).ToList();
+                    if (unknown.Count > 0 || configs.Count == 0)
+                        throw new ArgumentException($"Unknown config(s) '{string.Join(",", unknown)}' in --configs; choose from {string.Join(",", AllConfigs)}.");
+                    options = options with { Configs = configs.Distinct().ToList() };
+                    break;
+                case "--epochs": epochs = Int(); break;
+                case "--train-size": trainSize = Int(); break;
+                case "--test-size": options = options with { TestSize = Int() }; break;
+                case "--seed":
+                    options = options with { Seed = long.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) ? s : throw new ArgumentException($"--seed needs an integer; got '{args[i]}'.") };
+                    break;
+                case "--threads": options = options with { Threads = Int() }; break;
+                case "--batch-size": options = options with { BatchSize = Int() }; break;
+                case "--lr":
+                    options = options with { LearningRate = double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out var lr) && lr > 0 ? lr : throw new ArgumentException($"--lr needs a positive number; got '{args[i]}'.") };
+                    break;
+                case "--probe-steps": options = options with { ProbeSteps = Int() }; break;
+                case "--timing-rounds": options = options with { TimingRounds = Int() }; break;
+                case "--data": options = options with { DataDirectory = Value() }; break;
+                case "--out": options = options with { OutputDirectory = Value() }; break;
+                case "--help" or "-h": options = options with { Help = true }; break;
+                default: throw new ArgumentException($"Unknown option '{name}'.\n{Usage}");
+            }
+        }
+        var isFull = full ?? false;
+        return options with
+        {
+            Full = isFull,
+            Epochs = epochs ?? (isFull ? 20 : 3),
+            TrainSize = trainSize ?? (isFull ? 60_000 : 10_000),
+            Overridden = epochs is not null || trainSize is not null || options.TestSize is not null,
+        };
+    }
+
+    public string Mode => (Full ? "full" : "quick") + (Overridden ? " (with overrides)" : "");
+}
