@@ -120,7 +120,7 @@ internal sealed class ImageFeatureReader
 
     private bool ReadImage(Span<float> rgb, long rowIndex)
     {
-        _imageGetter!(ref _image);
+        _imageGetter!(ref _image!);
         if (_image is null || _image.Width <= 0 || _image.Height <= 0)
         {
             throw new ImageDecodeException(_columnName, rowIndex, CurrentPath(), "the MLImage is missing (LoadImages could not read the file?).");
