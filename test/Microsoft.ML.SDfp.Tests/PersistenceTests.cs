@@ -111,7 +111,7 @@ public sealed class PersistenceTests(TrainedModelFixture fixture, Xunit.Abstract
         output.WriteLine($"model.zip {q} bytes (int8 weights) vs {f} bytes (FP32 weights): ratio {ratio:F3}");
         Assert.True(ratio <= 0.3, $"ratio {ratio:F3} ({q} / {f} bytes)");
 
-        // The FP32-stored file holds the same grid values, so it scores identically too.
+        // The FP32 file holds the trained master weights; loading it quantises them again, to the very same integers.
         var ml = new MLContext();
         var a = TrainedModelFixture.Scores(ml, ml.Model.Load(quantised, out _), ml.Data.LoadFromEnumerable(fixture.TestRows.Take(8)));
         var b = TrainedModelFixture.Scores(ml, ml.Model.Load(fp32, out _), ml.Data.LoadFromEnumerable(fixture.TestRows.Take(8)));

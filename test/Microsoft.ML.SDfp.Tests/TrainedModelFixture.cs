@@ -36,6 +36,7 @@ public sealed class TrainedModelFixture : IDisposable
         TestData = Ml.Data.LoadFromEnumerable(TestRows);
         Options = SmallOptions("Image");
         Options.MetricsCallback = m => Epochs.Add(m);
+        Options.KeepMasterWeights = true;
         var stopwatch = System.Diagnostics.Stopwatch.StartNew();
         Model = Pipeline(Ml, Options).Fit(TrainData);
         TrainingTime = stopwatch.Elapsed;

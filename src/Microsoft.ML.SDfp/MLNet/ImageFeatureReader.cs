@@ -109,10 +109,14 @@ internal sealed class ImageFeatureReader
         }
 
         byte[] encoded = _bytes.DenseValues().ToArray();
-        using SKBitmap? decoded = SKBitmap.Decode(encoded);
+        using SKData data = SKData.CreateCopy(encoded);
+        // SKCodec.Create returns null for data it cannot recognise (SKBitmap.Decode would throw ArgumentNullException).
+        using SKCodec? codec = SKCodec.Create(data);
+        using SKBitmap? decoded = codec is null ? null : SKBitmap.Decode(codec);
         if (decoded is null)
         {
-            throw new ImageDecodeException(_columnName, rowIndex, CurrentPath(), $"the {encoded.Length} bytes are not an image format SkiaSharp can decode.");
+            throw new ImageDecodeException(_columnName, rowIndex, CurrentPath(),
+                $"the {encoded.Length} bytes are not an image format SkiaSharp can decode{(codec is null ? string.Empty : " (the file is damaged)")}.");
         }
 
         return FromBitmap(decoded, rgb);

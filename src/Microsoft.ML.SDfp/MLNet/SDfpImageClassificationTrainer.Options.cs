@@ -153,8 +153,18 @@ public sealed partial class SDfpImageClassificationTrainer
         /// </summary>
         public int? Seed { get; set; }
 
+        /// <summary>
+        /// Stops training between steps (with <see cref="OperationCanceledException"/>) when cancelled. Training also stops
+        /// when the MLContext's execution is cancelled (ML.NET 5.0.1 keeps <c>MLContext.CancelExecution</c> internal; AutoML
+        /// and other ML.NET components call it). Default none.
+        /// </summary>
+        public CancellationToken CancellationToken { get; set; }
+
         /// <summary>Rows per forward pass when scoring an IDataView. Default 64.</summary>
         public int ScoringBatchSize { get; set; } = 64;
+
+        /// <summary>Test hook: keep the FP32 master weights after training, to compare the .zip size with FP32 storage.</summary>
+        internal bool KeepMasterWeights { get; set; }
 
         /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> naming the first invalid option and its value.</summary>
         public void Validate()

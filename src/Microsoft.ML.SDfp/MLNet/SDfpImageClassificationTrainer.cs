@@ -170,7 +170,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
             throw;
         }
 
-        network.Freeze();
+        network.Freeze(keepMasterWeights: _options.KeepMasterWeights);
         ch.Info($"Training finished in {clock.Elapsed.TotalSeconds:F1}s.");
         return new SDfpImageClassificationTransformer(_host, network, labelNames, kind, vectorShape, _options.FeatureColumnName, pathColumn,
             _options.ScoreColumnName, _options.PredictedLabelColumnName, _options.EmbeddingColumnName, _options.ScoringBatchSize);
@@ -216,7 +216,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         {
             if (IsCanceled())
             {
-                throw new OperationCanceledException("Training was cancelled by MLContext.CancelExecution() before it started.");
+                throw new OperationCanceledException($"{CancelMessage} before it started.");
             }
 
             TrainingResult result = trainer.Fit(trainSet, validationSet, cancellation.Token);
@@ -227,7 +227,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         }
         catch (OperationCanceledException ex) when (IsCanceled())
         {
-            throw new OperationCanceledException("Training was cancelled by MLContext.CancelExecution().", ex);
+            throw new OperationCanceledException($"{CancelMessage}.", ex);
         }
         catch (TrainingDivergedException ex)
         {
@@ -245,7 +245,11 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         }
     }
 
-    private bool IsCanceled() => _host is ICancelable { IsCanceled: true };
+    private bool IsCanceled() => _options.CancellationToken.IsCancellationRequested || _host is ICancelable { IsCanceled: true };
+
+    private string CancelMessage => _options.CancellationToken.IsCancellationRequested
+        ? "Training was cancelled through Options.CancellationToken"
+        : "Training was cancelled by MLContext.CancelExecution()";
 
     // Only sampled steps carry full statistics (others have NaN saturation); use each (layer, role)'s latest sampled record.
     private static IReadOnlyDictionary<TensorRole, double> WorstSaturation(QuantizationTelemetry? telemetry) =>
@@ -364,7 +368,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         {
             if ((cursor.Position & 63) == 0 && IsCanceled())
             {
-                throw new OperationCanceledException($"Training was cancelled by MLContext.CancelExecution() while decoding the {what}.");
+                throw new OperationCanceledException($"{CancelMessage} while decoding the {what}.");
             }
 
             labelGetter(ref key);

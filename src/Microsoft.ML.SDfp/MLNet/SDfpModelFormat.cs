@@ -96,7 +96,8 @@ internal static class SDfpModelFormat
 
     /// <summary>
     /// Writes every state-dict tensor of <paramref name="network"/>. With <paramref name="storeAsFp32"/> the quantised
-    /// weights are written as floats too (only to measure what quantised storage saves).
+    /// layers are written as FP32 — their master weights when the network kept them, else their grid values — only to
+    /// measure what integer storage saves.
     /// </summary>
     public static void WriteWeights(BinaryWriter output, SDfpNetwork network, bool storeAsFp32)
     {
@@ -123,6 +124,14 @@ internal static class SDfpModelFormat
                         writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(quantized.Int16!.AsSpan()));
                     }
 
+                    continue;
+                }
+
+                if (storeAsFp32 && network.MasterWeights.TryGetValue(name, out float[]? master))
+                {
+                    writer.Write(KindFloat32);
+                    WriteShape(writer, tensor.shape);
+                    writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(master.AsSpan()));
                     continue;
                 }
 

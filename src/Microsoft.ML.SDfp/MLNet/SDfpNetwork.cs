@@ -26,6 +26,7 @@ internal sealed class SDfpNetwork : IDisposable
     private readonly object _lock = new();
     private readonly List<Action> _hookRemovers = new();
     private readonly Dictionary<string, QuantizedWeight> _frozen = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, float[]> _masterWeights = new(StringComparer.Ordinal);
 
     public SDfpNetwork(ResNetModel model, ImageInputShape inputShape, float[] mean, float[] std)
     {
@@ -50,6 +51,12 @@ internal sealed class SDfpNetwork : IDisposable
     /// <summary>Quantised weights kept as integers for persistence, by parameter name ("layer1.0.conv1.weight").</summary>
     public IReadOnlyDictionary<string, QuantizedWeight> FrozenWeights => _frozen;
 
+    /// <summary>
+    /// FP32 master weights of the quantised layers as they were before <see cref="Freeze"/>, when it was asked to keep
+    /// them (only to measure what integer storage saves against storing the trained model in FP32).
+    /// </summary>
+    public IReadOnlyDictionary<string, float[]> MasterWeights => _masterWeights;
+
     /// <summary>The format each layer's weights were trained in, before <see cref="Freeze"/> (policy of the model).</summary>
     public QuantizationPolicy TrainedPolicy => Model.Options.Quantization;
 
@@ -58,7 +65,7 @@ internal sealed class SDfpNetwork : IDisposable
     /// quantisation. Pass <paramref name="loadedWeights"/> when the weights were read from a file (they are then the
     /// stored integers, already on the grid).
     /// </summary>
-    public void Freeze(IReadOnlyDictionary<string, QuantizedWeight>? loadedWeights = null)
+    public void Freeze(IReadOnlyDictionary<string, QuantizedWeight>? loadedWeights = null, bool keepMasterWeights = false)
     {
         Model.eval();
         Model.Telemetry = null;
@@ -82,6 +89,11 @@ internal sealed class SDfpNetwork : IDisposable
             string parameterName = path + ".weight";
             if (layer.config.Weight is { } weightFormat)
             {
+                if (keepMasterWeights)
+                {
+                    _masterWeights[parameterName] = layer.weight.detach().contiguous().data<float>().ToArray();
+                }
+
                 QuantizedWeight quantized = loadedWeights is not null && loadedWeights.TryGetValue(parameterName, out var stored)
                     ? stored
                     : QuantizedWeight.From(layer.weight, InferenceFormat(weightFormat), path);
