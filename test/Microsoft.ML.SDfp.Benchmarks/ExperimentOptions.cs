@@ -18,7 +18,8 @@ internal sealed record ExperimentOptions
     public double LearningRate { get; init; } = 0.1;
     public string OutputDirectory { get; init; } = "docs/results";
     public string DataDirectory { get; init; } = Data.FashionMnist.DefaultDirectory;
-    public int ProbeSteps { get; init; } = 20;
+    public int ProbeSteps { get; init; } = 4;
+    public double SaturationBudget { get; init; } = 0.001;
     public int TimingRounds { get; init; } = 10;
     public bool Help { get; init; }
 
@@ -27,17 +28,18 @@ internal sealed record ExperimentOptions
 
     public const string Usage = """
         usage: Microsoft.ML.SDfp.Benchmarks fashion-mnist [options]
-          --quick               10 000 training images, 3 epochs, full 10 000-image test set (default)
-          --full                60 000 training images, 20 epochs
+          --quick               10 000 training images, 3 epochs, evaluated on the first 2 000 test images (default)
+          --full                60 000 training images, 20 epochs, evaluated on all 10 000 test images
           --configs a,b,...     subset of fp32,dfp8,sdfp8,auto8,dfp6,sdfp6 (default: all)
           --epochs N            override the mode's epochs
           --train-size N        override the mode's training-set size (first N images)
-          --test-size N         evaluate on the first N test images (default: all 10 000)
+          --test-size N         evaluate on the first N test images (default: the mode's)
           --seed N              seed of initialisation, shuffling, augmentation, rounding (default 1)
           --threads N           torch threads (default 2)
           --batch-size N        default 128
           --lr X                peak learning rate, cosine schedule (default 0.1)
-          --probe-steps N       steps of the auto-shift probe that picks the S-DFP shifts (default 20)
+          --probe-steps N       steps per candidate shift in the probe that picks the S-DFP shifts (default 4)
+          --saturation-budget X largest mean saturated fraction a picked shift may cause (default 0.001 = 0.1 %)
           --timing-rounds N     interleaved FP32 / S-DFP8 step pairs for the step-time ratio (default 10)
           --data DIR            Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)
           --out DIR             results folder (default docs/results)
@@ -77,6 +79,9 @@ internal sealed record ExperimentOptions
                     options = options with { LearningRate = double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out var lr) && lr > 0 ? lr : throw new ArgumentException($"--lr needs a positive number; got '{args[i]}'.") };
                     break;
                 case "--probe-steps": options = options with { ProbeSteps = Int() }; break;
+                case "--saturation-budget":
+                    options = options with { SaturationBudget = double.TryParse(Value(), NumberStyles.Float, CultureInfo.InvariantCulture, out var b) && b >= 0 && b < 1 ? b : throw new ArgumentException($"--saturation-budget needs a fraction in [0, 1); got '{args[i]}'.") };
+                    break;
                 case "--timing-rounds": options = options with { TimingRounds = Int() }; break;
                 case "--data": options = options with { DataDirectory = Value() }; break;
                 case "--out": options = options with { OutputDirectory = Value() }; break;
@@ -90,6 +95,7 @@ internal sealed record ExperimentOptions
             Full = isFull,
             Epochs = epochs ?? (isFull ? 20 : 3),
             TrainSize = trainSize ?? (isFull ? 60_000 : 10_000),
+            TestSize = options.TestSize ?? (isFull ? null : 2_000),
             Overridden = epochs is not null || trainSize is not null || options.TestSize is not null,
         };
     }

@@ -17,7 +17,14 @@ internal sealed record ExperimentReport(
     DateTime FinishedUtc,
     IReadOnlyList<ShiftProbeResult> ShiftProbes,
     StepTimingResult? StepTiming,
-    IReadOnlyList<RunRecord> Runs);
+    IReadOnlyList<RunRecord> Runs)
+{
+    /// <summary>False while the experiment is still running (or when it was interrupted): the files then hold the finished runs only.</summary>
+    public bool Complete { get; init; }
+
+    /// <summary>Configurations asked for on the command line.</summary>
+    public IReadOnlyList<string> PlannedConfigs { get; init; } = Array.Empty<string>();
+}
 
 /// <summary>One training run of one configuration.</summary>
 internal sealed record RunRecord(
@@ -44,21 +51,19 @@ internal sealed record RunRecord(
     string Status,
     string? TelemetryCsv);
 
-/// <summary>How the hand-picked S-DFP shifts were chosen: what the auto-shift picked per role over a short probe.</summary>
+/// <summary>How the hand-picked S-DFP shifts were chosen: per candidate shift, what each role's tensors did.</summary>
 internal sealed record ShiftProbeResult(
     int Bits,
     int Steps,
-    IReadOnlyList<RoleProbe> Roles);
+    double SaturationBudget,
+    IReadOnlyList<ShiftCandidate> Candidates,
+    IReadOnlyDictionary<string, int> ChosenShifts);
 
-/// <summary>One role's probe outcome: the chosen shift and the evidence for it.</summary>
-internal sealed record RoleProbe(
-    string Role,
-    int ChosenShift,
-    IReadOnlyDictionary<string, int> AutoShiftHistogram,
-    double MeanSaturatedFraction,
-    double MeanFlushedToZeroFraction,
-    double MeanSqnrDb,
-    int Samples);
+/// <summary>One candidate shift of the probe (the same shift on W, A and G).</summary>
+internal sealed record ShiftCandidate(int Shift, IReadOnlyList<RoleStatistics> Roles, string? Failure);
+
+/// <summary>Means over the probe's steps and layers for one role.</summary>
+internal sealed record RoleStatistics(string Role, double MeanSaturatedFraction, double MeanFlushedToZeroFraction, double MeanSqnrDb, int Samples);
 
 /// <summary>FP32 against S-DFP8 training-step time, measured interleaved in the same process.</summary>
 internal sealed record StepTimingResult(

@@ -57,7 +57,7 @@ public sealed class TorchVisionCompatibilityTests
             var actual = ours.call(input);
 
             Assert.Equal(new long[] { 2, 10 }, actual.shape);
-            Assert.True(torch.equal(expected, actual),
+            Assert.True(torch.equal(expected, actual).all().item<bool>(),
                 $"logits differ by up to {(expected - actual).abs().max().ToSingle()}");
         }
         finally
@@ -80,7 +80,7 @@ public sealed class TorchVisionCompatibilityTests
         Assert.Empty(unexpected);
         var theirs = reference.state_dict();
         foreach (var (key, value) in ours.state_dict())
-            Assert.True(torch.equal(theirs[key], value), $"{key} differs after load_state_dict");
+            Assert.True(torch.equal(theirs[key], value).all().item<bool>(), $"{key} differs after load_state_dict");
     }
 
     private static nn.Module<Tensor, Tensor> TorchVision(ResNetArchitecture architecture) => architecture switch

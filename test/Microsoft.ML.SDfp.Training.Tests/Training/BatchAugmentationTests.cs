@@ -37,8 +37,8 @@ public sealed class BatchAugmentationTests
         var flipped = 0;
         for (var i = 0; i < 200; i++)
         {
-            var same = output[i].equal(images[i]);
-            var mirrored = output[i].equal(images[i].flip(2));
+            var same = output[i].equal(images[i]).all().item<bool>();
+            var mirrored = output[i].equal(images[i].flip(2)).all().item<bool>();
             Assert.True(same ^ mirrored, $"image {i} must be either unchanged or an exact mirror");
             if (mirrored)
                 flipped++;
@@ -63,7 +63,7 @@ public sealed class BatchAugmentationTests
         {
             var match = (from dy in Enumerable.Range(0, 2 * padding + 1)
                          from dx in Enumerable.Range(0, 2 * padding + 1)
-                         where output[i].equal(padded[i, .., dy..(dy + 6), dx..(dx + 5)])
+                         where output[i].equal(padded[i, .., dy..(dy + 6), dx..(dx + 5)]).all().item<bool>()
                          select (dy, dx)).ToList();
             Assert.True(match.Count == 1, $"image {i} must be exactly one window of the padded image within ±{padding} pixels");
             offsets.Add(match[0]);
@@ -82,8 +82,8 @@ public sealed class BatchAugmentationTests
             return new BatchAugmentation(true, 2, true, generator).Apply(images);
         }
 
-        Assert.True(Run(5).equal(Run(5)));
-        Assert.False(Run(5).equal(Run(6)));
+        Assert.True(Run(5).equal(Run(5)).all().item<bool>());
+        Assert.False(Run(5).equal(Run(6)).all().item<bool>());
     }
 
     [Fact]

@@ -1,0 +1,44 @@
+using Microsoft.ML.SDfp.Models;
+using Microsoft.ML.SDfp.Numerics;
+
+namespace Microsoft.ML.SDfp.Benchmarks;
+
+/// <summary>One configuration of the comparison: a name and the quantisation policy of the ResNet body.</summary>
+internal sealed record ExperimentConfig(string Name, QuantizationPolicy Policy)
+{
+    /// <summary>Builds a named configuration. S-DFP shifts come from the probe (<paramref name="shifts"/>, keyed by bit width).</summary>
+    public static ExperimentConfig Create(string name, long seed, IReadOnlyDictionary<int, (int W, int A, int G)> shifts)
+    {
+        QuantizationConfig Uniform(DfpFormat format) => QuantizationConfig.Uniform(format) with { Seed = seed };
+        QuantizationConfig Shifted(int bits)
+        {
+            var (w, a, g) = shifts[bits];
+            return new QuantizationConfig
+            {
+                Weight = DfpFormat.SDfp(bits, w),
+                Activation = DfpFormat.SDfp(bits, a),
+                Error = DfpFormat.SDfp(bits, g),
+                Seed = seed,
+            };
+        }
+
+        var layers = name switch
+        {
+            "fp32" => QuantizationConfig.Fp32,
+            "dfp8" => Uniform(DfpFormat.Dfp(8)),
+            "sdfp8" => Shifted(8),
+            "auto8" => Uniform(DfpFormat.Auto(8)),
+            "dfp6" => Uniform(DfpFormat.Dfp(6)),
+            "sdfp6" => Shifted(6),
+            _ => throw new ArgumentException($"Unknown configuration '{name}'.", nameof(name)),
+        };
+        return new ExperimentConfig(name, layers.IsFp32 ? QuantizationPolicy.Fp32 : QuantizationPolicy.Body(layers));
+    }
+
+    /// <summary>Human-readable formats of the body's W, A and G.</summary>
+    public string Describe() => Policy.Layers.IsFp32
+        ? "FP32 everywhere"
+        : $"body W={Format(Policy.Layers.Weight)} A={Format(Policy.Layers.Activation)} G={Format(Policy.Layers.Error)}; stem conv and fc FP32";
+
+    public static string Format(DfpFormat? format) => format?.ToString() ?? "FP32";
+}

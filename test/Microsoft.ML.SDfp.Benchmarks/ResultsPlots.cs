@@ -1,0 +1,109 @@
+using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Telemetry;
+using ScottPlot;
+
+namespace Microsoft.ML.SDfp.Benchmarks;
+
+/// <summary>The PNG plots of the Fashion-MNIST report (ScottPlot 5), each written atomically.</summary>
+internal static class ResultsPlots
+{
+    private const int Width = 900;
+    private const int Height = 520;
+    private static readonly TensorRole[] Roles = { TensorRole.Weight, TensorRole.Activation, TensorRole.Error };
+
+    /// <summary>File names (relative to the results folder) of the plots that were drawn.</summary>
+    internal sealed record Images(string? Accuracy, string? Flush, IReadOnlyList<(string Run, IReadOnlyList<(TensorRole Role, string Exponent, string Saturation)> Roles)> Detail);
+
+    public static Images Draw(string folder, ExperimentReport report, IReadOnlyDictionary<string, IReadOnlyList<TensorStatistics>> telemetry, IReadOnlyList<string> detailRuns)
+    {
+        string? accuracy = null;
+        if (report.Runs.Any(r => r.TestAccuracyPerEpoch.Count > 0))
+        {
+            accuracy = "fashion-mnist-accuracy.png";
+            var plot = new Plot();
+            foreach (var run in report.Runs.Where(r => r.TestAccuracyPerEpoch.Count > 0))
+            {
+                var xs = Enumerable.Range(1, run.TestAccuracyPerEpoch.Count).Select(e => (double)e).ToArray();
+                var ys = run.TestAccuracyPerEpoch.Select(a => 100 * a).ToArray();
+                var line = plot.Add.Scatter(xs, ys);
+                line.LegendText = run.Config;
+                line.LineWidth = 2;
+                line.MarkerSize = 6;
+            }
+            plot.Title($"Fashion-MNIST ResNet-20: test accuracy ({report.Mode} mode, seed {report.Seed})");
+            plot.XLabel("epoch");
+            plot.YLabel("test accuracy (%)");
+            plot.ShowLegend(Alignment.LowerRight);
+            Save(plot, folder, accuracy);
+        }
+
+        string? flush = null;
+        if (telemetry.Count > 0)
+        {
+            flush = "fashion-mnist-flush-to-zero.png";
+            var plot = new Plot();
+            foreach (var (run, records) in telemetry.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+            {
+                var points = records.Where(s => s.Role == TensorRole.Error && s.HasFullStatistics)
+                    .GroupBy(s => s.Step).OrderBy(g => g.Key)
+                    .Select(g => (Step: (double)g.Key, Fraction: 100 * g.Average(s => s.FlushedToZeroFraction))).ToList();
+                if (points.Count == 0)
+                    continue;
+                var line = plot.Add.Scatter(points.Select(p => p.Step).ToArray(), points.Select(p => p.Fraction).ToArray());
+                line.LegendText = run;
+                line.LineWidth = 2;
+                line.MarkerSize = 4;
+            }
+            plot.Title("Errors (G) flushed to zero, mean over quantised layers");
+            plot.XLabel("training step");
+            plot.YLabel("non-zero errors quantised to 0 (%)");
+            plot.ShowLegend(Alignment.UpperRight);
+            Save(plot, folder, flush);
+        }
+
+        var detail = new List<(string, IReadOnlyList<(TensorRole, string, string)>)>();
+        foreach (var run in detailRuns)
+        {
+            if (!telemetry.TryGetValue(run, out var records) || records.Count == 0)
+                continue;
+            var roles = new List<(TensorRole, string, string)>();
+            foreach (var role in Roles)
+            {
+                var exponent = $"fashion-mnist-{run}-exponent-{role.ToString().ToLowerInvariant()}.png";
+                var saturation = $"fashion-mnist-{run}-saturation-{role.ToString().ToLowerInvariant()}.png";
+                PerLayer(folder, exponent, records, role, s => true, s => s.Exponent, $"{run}: {role} exponent per layer (e − s)", "exponent");
+                PerLayer(folder, saturation, records, role, s => s.HasFullStatistics, s => 100 * s.SaturatedFraction, $"{run}: {role} saturated per layer", "saturated elements (%)");
+                roles.Add((role, exponent, saturation));
+            }
+            detail.Add((run, roles));
+        }
+        return new Images(accuracy, flush, detail);
+    }
+
+    private static void PerLayer(string folder, string file, IReadOnlyList<TensorStatistics> records, TensorRole role,
+        Func<TensorStatistics, bool> filter, Func<TensorStatistics, double> value, string title, string yLabel)
+    {
+        var plot = new Plot();
+        var layers = records.Where(s => s.Role == role).Select(s => s.Layer).Distinct().OrderBy(ResultsReport.LayerOrder).ToList();
+        var colormap = new ScottPlot.Colormaps.Turbo();
+        for (var i = 0; i < layers.Count; i++)
+        {
+            var points = records.Where(s => s.Role == role && s.Layer == layers[i] && filter(s)).OrderBy(s => s.Step).ToList();
+            if (points.Count == 0)
+                continue;
+            var line = plot.Add.Scatter(points.Select(s => (double)s.Step).ToArray(), points.Select(value).ToArray());
+            line.LegendText = layers[i];
+            line.LineWidth = 1.5f;
+            line.MarkerSize = 0;
+            line.Color = colormap.GetColor(layers.Count == 1 ? 0 : i / (double)(layers.Count - 1));
+        }
+        plot.Title(title);
+        plot.XLabel("training step");
+        plot.YLabel(yLabel);
+        plot.ShowLegend(Edge.Right);
+        Save(plot, folder, file, width: Width + 200);
+    }
+
+    private static void Save(Plot plot, string folder, string file, int width = Width) =>
+        AtomicFile.Write(Path.Combine(folder, file), temp => plot.SavePng(temp, width, Height));
+}

@@ -1,0 +1,185 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Telemetry;
+
+namespace Microsoft.ML.SDfp.Benchmarks;
+
+/// <summary>Writes <c>fashion-mnist.json</c>, <c>fashion-mnist.md</c> and the PNG plots, each atomically.</summary>
+internal static class ResultsReport
+{
+    private static readonly JsonSerializerOptions Json = new()
+    {
+        WriteIndented = true,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+    };
+
+    /// <summary>Runs whose per-layer exponent and saturation are plotted: one S-DFP run and the DFP run.</summary>
+    private static readonly string[] DetailRuns = { "sdfp8", "dfp8" };
+
+    public static void Write(string folder, ExperimentReport report, IReadOnlyDictionary<string, IReadOnlyList<TensorStatistics>> telemetry)
+    {
+        Directory.CreateDirectory(folder);
+        AtomicFile.WriteAllText(Path.Combine(folder, "fashion-mnist.json"), JsonSerializer.Serialize(report, Json));
+        var images = ResultsPlots.Draw(folder, report, telemetry, DetailRuns);
+        AtomicFile.WriteAllText(Path.Combine(folder, "fashion-mnist.md"), Markdown(report, telemetry, images));
+    }
+
+    private static string Markdown(ExperimentReport r, IReadOnlyDictionary<string, IReadOnlyList<TensorStatistics>> telemetry, ResultsPlots.Images images)
+    {
+        var c = CultureInfo.InvariantCulture;
+        var md = new StringBuilder();
+        md.AppendLine("# Fashion-MNIST: FP32 vs DFP vs S-DFP (ResNet-20)");
+        md.AppendLine();
+        if (!r.Complete)
+        {
+            md.AppendLine($"> **PARTIAL RESULTS**: {r.Runs.Count} of {r.PlannedConfigs.Count} configurations finished when this file was written; " +
+                          "the run was still in progress or was interrupted. Do not read these as a complete experiment.");
+            md.AppendLine();
+        }
+        md.AppendLine($"**{Capitalise(r.Mode)} mode.** {r.TrainSize:N0} training images (the first {r.TrainSize:N0} of the training file), " +
+                      $"evaluated on {r.TestSize:N0} test images (the first {r.TestSize:N0} of `t10k`) after every epoch; {r.Epochs} epochs, batch {r.BatchSize}, " +
+                      $"peak learning rate {r.LearningRate.ToString(c)}, seed {r.Seed}, {r.Threads} torch threads.");
+        md.AppendLine();
+        md.AppendLine("Command:");
+        md.AppendLine();
+        md.AppendLine("```");
+        md.AppendLine(r.Command);
+        md.AppendLine("```");
+        md.AppendLine();
+        md.AppendLine($"Recipe: {r.Schedule}. Model: CIFAR-style ResNet-20, 1 input channel, 28×28 input. In quantised runs the body's " +
+                      "convolutions quantise weights (W), activations (A) and errors (G); the stem conv, the classifier, batch norm, the residual adds, " +
+                      "pooling, the loss and the SGD master weights stay FP32. Every run starts from the same initial weights (same seed).");
+        md.AppendLine();
+        md.AppendLine($"Machine: {r.Machine}. Started {r.StartedUtc:yyyy-MM-dd HH:mm} UTC, written {r.FinishedUtc:yyyy-MM-dd HH:mm} UTC. " +
+                      "The machine was shared with other jobs, so wall times and throughput are noisy; the step-time ratio below is measured interleaved to cancel that.");
+        md.AppendLine();
+        md.AppendLine("The test set is only used for reporting (no model selection, no early stopping), so every epoch's figure is an honest test accuracy.");
+        md.AppendLine();
+
+        md.AppendLine("## Results");
+        md.AppendLine();
+        md.AppendLine("| Config | W | A | G | Test accuracy per epoch | Final | Δ vs FP32 | Wall time | Train img/s | RSS epoch 1 → N | Status |");
+        md.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        var fp32 = r.Runs.FirstOrDefault(x => x.Config == "fp32")?.FinalTestAccuracy;
+        foreach (var run in r.Runs)
+        {
+            var perEpoch = string.Join(", ", run.TestAccuracyPerEpoch.Select(a => (100 * a).ToString("F2", c)));
+            var final = run.FinalTestAccuracy is { } f ? (100 * f).ToString("F2", c) + " %" : "–";
+            var delta = run.FinalTestAccuracy is { } g && fp32 is { } b && run.Config != "fp32" ? (100 * (g - b)).ToString("+0.00;-0.00", c) + " pp" : "–";
+            var rss = run.RssEpoch1MiB is { } r1 && run.RssEpochNMiB is { } rn ? $"{r1:F0} → {rn:F0} MiB" : "–";
+            var status = run.Status == "completed" ? "completed" : run.Status.Split('.')[0];
+            md.AppendLine($"| {run.Config} | {run.WeightFormat} | {run.ActivationFormat} | {run.ErrorFormat} | {perEpoch} | {final} | {delta} | " +
+                          $"{run.WallTimeSeconds.ToString("F0", c)} s | {run.TrainImagesPerSecond.ToString("F0", c)} | {rss} | {status} |");
+        }
+        md.AppendLine();
+        md.AppendLine("Wall time includes the per-epoch test evaluation and telemetry sampling (quantised runs record full statistics on about 60 steps).");
+        md.AppendLine();
+        if (images.Accuracy is not null)
+        {
+            md.AppendLine($"![Test accuracy per epoch]({images.Accuracy})");
+            md.AppendLine();
+        }
+
+        md.AppendLine("## How the S-DFP shifts were picked");
+        md.AppendLine();
+        if (r.ShiftProbes.Count == 0)
+        {
+            md.AppendLine("No S-DFP configuration was run.");
+        }
+        foreach (var probe in r.ShiftProbes)
+        {
+            md.AppendLine($"**{probe.Bits}-bit probe**: the same ResNet-20 from the same initial weights, {probe.Steps} training steps (constant learning rate, training data only) " +
+                          $"with S-DFP{probe.Bits}(s) on W, A and G, once per candidate s = 0..{probe.Candidates.Count - 1}. S-DFP trades clamping of the largest values " +
+                          "for resolution of the small ones, so for each role we pick the largest shift whose mean saturated fraction stays within " +
+                          $"{Percent(probe.SaturationBudget)} of the elements. Picked: **W s={probe.ChosenShifts["Weight"]}, A s={probe.ChosenShifts["Activation"]}, G s={probe.ChosenShifts["Error"]}**.");
+            md.AppendLine();
+            md.AppendLine("| Shift | W saturated | W flushed to 0 | A saturated | A flushed to 0 | G saturated | G flushed to 0 | G SQNR |");
+            md.AppendLine("|---|---|---|---|---|---|---|---|");
+            foreach (var candidate in probe.Candidates)
+            {
+                RoleStatistics Of(string role) => candidate.Roles.Single(x => x.Role == role);
+                var (w, a, g) = (Of("Weight"), Of("Activation"), Of("Error"));
+                md.AppendLine($"| {candidate.Shift}{(candidate.Failure is null ? "" : " (diverged)")} | {Percent(w.MeanSaturatedFraction)} | {Percent(w.MeanFlushedToZeroFraction)} | " +
+                              $"{Percent(a.MeanSaturatedFraction)} | {Percent(a.MeanFlushedToZeroFraction)} | {Percent(g.MeanSaturatedFraction)} | {Percent(g.MeanFlushedToZeroFraction)} | {g.MeanSqnrDb.ToString("F1", c)} dB |");
+            }
+            md.AppendLine();
+        }
+
+        md.AppendLine("## Step time: S-DFP8 vs FP32");
+        md.AppendLine();
+        if (r.StepTiming is { } t)
+        {
+            md.AppendLine($"One training step (forward, backward, SGD update) of ResNet-20 at batch {t.BatchSize}, {t.ImageSize}×{t.ImageSize}, {t.Threads} threads, " +
+                          $"FP32 and {t.Quantized} models taking turns for {t.Rounds} rounds (order alternating) after 2 warm-up steps each, in the same process:");
+            md.AppendLine();
+            md.AppendLine("| Model | Median step | Steps (ms) |");
+            md.AppendLine("|---|---|---|");
+            md.AppendLine($"| FP32 | {t.Fp32MedianMs.ToString("F0", c)} ms | {string.Join(", ", t.Fp32Ms.Select(v => v.ToString("F0", c)))} |");
+            md.AppendLine($"| {t.Quantized} | {t.QuantizedMedianMs.ToString("F0", c)} ms | {string.Join(", ", t.QuantizedMs.Select(v => v.ToString("F0", c)))} |");
+            md.AppendLine();
+            md.AppendLine($"**Ratio S-DFP8 / FP32 = {t.Ratio.ToString("F2", c)}.** The quantisation is simulated with FP32 tensor ops (fake quantisation around FP32 GEMMs), " +
+                          "so it costs time on a CPU; the integer arithmetic it models is what would save time and energy on hardware.");
+        }
+        else
+        {
+            md.AppendLine("Not measured in this run.");
+        }
+        md.AppendLine();
+
+        md.AppendLine("## Quantisation telemetry");
+        md.AppendLine();
+        if (images.Flush is not null)
+        {
+            md.AppendLine("Fraction of the non-zero errors (G, the gradients flowing into each layer's output) that quantise to zero, averaged over the quantised layers, per sampled step:");
+            md.AppendLine();
+            md.AppendLine($"![Errors flushed to zero]({images.Flush})");
+            md.AppendLine();
+            AppendFlushTable(md, telemetry);
+        }
+        foreach (var (run, roleImages) in images.Detail)
+        {
+            md.AppendLine($"### {run}: per-layer exponent and saturation over training");
+            md.AppendLine();
+            md.AppendLine("| Role | Exponent (e − s) | Saturated fraction |");
+            md.AppendLine("|---|---|---|");
+            foreach (var (role, exponent, saturation) in roleImages)
+                md.AppendLine($"| {role} | ![{run} {role} exponent]({exponent}) | ![{run} {role} saturation]({saturation}) |");
+            md.AppendLine();
+        }
+        md.AppendLine("Per-step telemetry of every quantised run is in `fashion-mnist-telemetry-<config>.csv` (exponent and shift every step; saturation, flush-to-zero and SQNR on sampled steps).");
+        md.AppendLine();
+        return md.ToString();
+    }
+
+    private static void AppendFlushTable(StringBuilder md, IReadOnlyDictionary<string, IReadOnlyList<TensorStatistics>> telemetry)
+    {
+        var runs = telemetry.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var layers = telemetry.Values.SelectMany(v => v).Where(s => s.Role == TensorRole.Error).Select(s => s.Layer).Distinct().OrderBy(LayerOrder).ToList();
+        if (layers.Count == 0)
+            return;
+        md.AppendLine("Mean fraction of non-zero errors (G) flushed to zero per layer, over the sampled steps:");
+        md.AppendLine();
+        md.AppendLine("| Layer | " + string.Join(" | ", runs) + " |");
+        md.AppendLine("|---|" + string.Concat(runs.Select(_ => "---|")));
+        foreach (var layer in layers)
+        {
+            var cells = runs.Select(run => Percent(telemetry[run].Where(s => s.Layer == layer && s.Role == TensorRole.Error && s.HasFullStatistics)
+                .Select(s => s.FlushedToZeroFraction).DefaultIfEmpty(double.NaN).Average()));
+            md.AppendLine($"| {layer} | {string.Join(" | ", cells)} |");
+        }
+        md.AppendLine();
+    }
+
+    /// <summary>Orders layer names by depth: layer1.0.conv1 before layer1.0.conv2 before layer1.1.conv1 ..., numbers compared as numbers.</summary>
+    internal static string LayerOrder(string layer) =>
+        string.Join('.', layer.Split('.').Select(part => int.TryParse(part, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n.ToString("D4", CultureInfo.InvariantCulture) : part));
+
+    private static string Percent(double fraction) =>
+        double.IsNaN(fraction) ? "–" : (100 * fraction).ToString(fraction < 0.001 ? "F4" : "F2", CultureInfo.InvariantCulture) + " %";
+
+    private static string Capitalise(string s) => s.Length == 0 ? s : char.ToUpperInvariant(s[0]) + s[1..];
+}
