@@ -17,12 +17,17 @@ internal sealed class ErrorQuantizeFunction : autograd.SingleTensorFunction<Erro
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
         ctx.save_data(QuantizerKey, new QuantizerBox((TensorQuantizer)vars[1]));
-        return ((Tensor)vars[0]).alias();
+        // Returning the input as-is would make libtorch wrap it as a view, and the common in-place op right after a
+        // layer (relu_) would then fail. Declaring it "modified in place" instead rebases its history onto this node
+        // at no cost; nothing saved for backward depends on the GEMM output's values.
+        var output = (Tensor)vars[0];
+        ctx.mark_dirty([output]);
+        return output;
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
         var quantizer = ((QuantizerBox)ctx.get_data(QuantizerKey)).Quantizer!;
-        return [BackwardErrors.Guard(() => quantizer.FakeQuantize(grad_output), grad_output), null!];
+        return [BackwardErrors.Guard(() => quantizer.FakeQuantize(grad_output)), null!];
     }
 }

@@ -56,7 +56,12 @@ internal sealed class LayerQuantizers : IDisposable
     };
 
     /// <summary>Quantised input, ready for the GEMM; A's gradient passes straight through.</summary>
-    public Tensor Activation(Tensor input) => Operand(input, _activation, null);
+    public Tensor Activation(Tensor input)
+    {
+        // A failure parked by an unchecked backward must not be silently trained over.
+        QuantizedBackward.ThrowIfFailed();
+        return Operand(input, _activation, null);
+    }
 
     /// <summary>Quantised weights, ready for the GEMM; their gradient is quantised when WG is on.</summary>
     public Tensor Weight(Tensor weight) => Operand(weight, _weight, _weightGradient);

@@ -24,7 +24,7 @@ internal sealed class OperandQuantizeFunction : autograd.SingleTensorFunction<Op
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor grad_output)
     {
         var quantizer = ((QuantizerBox)ctx.get_data(GradientKey)).Quantizer;
-        var grad = quantizer is null ? grad_output : BackwardErrors.Guard(() => quantizer.FakeQuantize(grad_output), grad_output);
+        var grad = quantizer is null ? grad_output : BackwardErrors.Guard(() => quantizer.FakeQuantize(grad_output));
         return [grad, null!, null!];
     }
 }

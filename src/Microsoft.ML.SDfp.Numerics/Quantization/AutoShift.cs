@@ -18,6 +18,8 @@ internal static class AutoShift
     public static int Choose(Tensor x, double referenceAmax, double currentAmax, DfpFormat format)
     {
         var sample = Sample(x, TensorQuantizer.AutoShiftSampleSize);
+        // Each sampled element stands for n/|sample| elements of the tensor, the maximum for itself alone.
+        var weight = Math.Max(1.0, (x.numel() - 1) / (double)Math.Max(1, sample.Length));
         var best = format.AutoShiftMin;
         var bestError = double.PositiveInfinity;
         var bestSaturation = double.PositiveInfinity;
@@ -26,8 +28,9 @@ internal static class AutoShift
         for (var s = format.AutoShiftMin; s <= format.AutoShiftMax; s++)
         {
             var exponent = Dfp.Exponent(referenceAmax, format, s);
-            var (error, saturated) = Evaluate(sample, currentAmax, exponent, format);
-            var fraction = saturated / (double)(sample.Length + 1);
+            var (error, saturated, maxError, maxSaturated) = Evaluate(sample, currentAmax, exponent, format);
+            error = error * weight + maxError;
+            var fraction = (saturated * weight + maxSaturated) / (sample.Length * weight + 1);
             var meetsCap = cap is null || fraction <= cap.Value;
             var better = meetsCap switch
             {
@@ -47,17 +50,17 @@ internal static class AutoShift
         return best;
     }
 
-    /// <summary>Squared error and saturated count of the sample plus the maximum element, at one exponent.</summary>
-    internal static (double Error, long Saturated) Evaluate(ReadOnlySpan<float> sample, double amax, int exponent, DfpFormat format)
+    /// <summary>Squared error and saturated count of the sample, and of the maximum element, at one exponent.</summary>
+    internal static (double Error, long Saturated, double MaxError, long MaxSaturated) Evaluate(
+        ReadOnlySpan<float> sample, double amax, int exponent, DfpFormat format)
     {
         var down = Math.ScaleB(1.0, -exponent);
         var up = Math.ScaleB(1.0, exponent);
         double qmax = format.QMax, qmin = format.QMin;
         var error = 0.0;
         long saturated = 0;
-        for (var i = 0; i <= sample.Length; i++)
+        foreach (double v in sample)
         {
-            double v = i < sample.Length ? sample[i] : amax;
             var y = v * down;
             if (y > qmax || y < qmin)
                 saturated++;
@@ -65,7 +68,9 @@ internal static class AutoShift
             var d = v - q * up;
             error += d * d;
         }
-        return (error, saturated);
+        var yMax = amax * down;
+        var maxError = amax - Math.Min(Math.Round(yMax, MidpointRounding.ToEven), qmax) * up;
+        return (error, saturated, maxError * maxError, yMax > qmax ? 1 : 0);
     }
 
     internal static float[] Sample(Tensor x, int size)

@@ -123,25 +123,39 @@ public sealed class TensorQuantizer : IDisposable
         Dfp.CheckFloating(x, nameof(x));
         var telemetry = Telemetry is { Enabled: true } t ? t : null;
         var step = telemetry?.Step;
-
-        var amax = QuantizationKernel.Amax(x);
-        if (!double.IsFinite(amax))
-        {
-            var count = QuantizationKernel.CountNonFinite(x);
-            telemetry?.Record(new TensorStatistics(Layer, Role, step ?? 0, LastExponent, LastShift, amax,
-                double.NaN, double.NaN, double.NaN, count));
-            throw new NonFiniteTensorException(Layer, Role, count, x.numel(), step);
-        }
-
-        var reference = Format.ExponentSource == ExponentSource.Delayed && _history.Count > 0 ? _history.Max() : amax;
-        var shift = Format.AutoShift ? AutoShift.Choose(x, reference, amax, Format) : Format.Shift;
-        exponent = Dfp.Exponent(reference, Format, shift);
-
         var collect = telemetry is { IsSampledStep: true };
         var generator = Format.Rounding == RoundingMode.Stochastic ? _generator ??= new Generator((ulong)Seed) : null;
-        var result = integers
-            ? QuantizationKernel.Integers(x, exponent, Format, generator, collect, out var statistics)
-            : QuantizationKernel.FakeQuantize(x, exponent, Format, generator, collect, out statistics);
+        Tensor result;
+        QuantizationStatistics statistics;
+        double amax;
+        int shift;
+
+        if (Format.ExponentSource == ExponentSource.Delayed && _history.Count > 0 && QuantizationKernel.FusedApplies(x))
+        {
+            // The exponent is known before the data is read, so one pass quantises and measures the amax for the history.
+            var reference = _history.Max();
+            shift = Format.AutoShift ? AutoShift.Choose(x, reference, reference, Format) : Format.Shift;
+            exponent = Dfp.Exponent(reference, Format, shift);
+            result = QuantizationKernel.QuantizeMeasuringAmax(x, exponent, Format, generator, fake: !integers, collect,
+                out statistics, out amax);
+            if (!double.IsFinite(amax))
+            {
+                result.Dispose();
+                throw NonFinite(x, amax, telemetry, step);
+            }
+        }
+        else
+        {
+            amax = QuantizationKernel.Amax(x);
+            if (!double.IsFinite(amax))
+                throw NonFinite(x, amax, telemetry, step);
+            var reference = Format.ExponentSource == ExponentSource.Delayed && _history.Count > 0 ? _history.Max() : amax;
+            shift = Format.AutoShift ? AutoShift.Choose(x, reference, amax, Format) : Format.Shift;
+            exponent = Dfp.Exponent(reference, Format, shift);
+            result = integers
+                ? QuantizationKernel.Integers(x, exponent, Format, generator, collect, out statistics)
+                : QuantizationKernel.FakeQuantize(x, exponent, Format, generator, collect, out statistics);
+        }
 
         _history.Enqueue(amax);
         while (_history.Count > Format.HistoryLength)
@@ -156,6 +170,14 @@ public sealed class TensorQuantizer : IDisposable
                 statistics.SaturatedFraction, statistics.FlushedToZeroFraction, statistics.SqnrDb, 0)
             : new TensorStatistics(Layer, Role, step ?? 0, exponent, shift, amax, double.NaN, double.NaN, double.NaN, 0));
         return result;
+    }
+
+    private NonFiniteTensorException NonFinite(Tensor x, double amax, QuantizationTelemetry? telemetry, long? step)
+    {
+        var count = QuantizationKernel.CountNonFinite(x);
+        telemetry?.Record(new TensorStatistics(Layer, Role, step ?? 0, LastExponent, LastShift, amax,
+            double.NaN, double.NaN, double.NaN, count));
+        return new NonFiniteTensorException(Layer, Role, count, x.numel(), step);
     }
 
     /// <summary>A seed for one (layer, role) stream, derived from a base seed so that streams differ but runs repeat.</summary>

@@ -39,7 +39,12 @@ internal static class TorchQuantization
         if (collect)
             saturated = y.gt(format.QMax).sum().item<long>() + y.lt(format.QMin).sum().item<long>();
         if (format.Rounding == RoundingMode.Stochastic)
-            y.add_(torch.rand(y.shape, y.dtype, y.device, generator: generator)).floor_();
+        {
+            // floor + (u < frac) rather than floor(y + u): adding u to y would round in FP32 and bias the result.
+            var floor = y.floor();
+            var up = torch.rand(y.shape, y.dtype, y.device, generator: generator).lt_(y.sub_(floor));
+            y = floor.add_(up);
+        }
         else
             y.round_();
         y.clamp_(format.QMin, format.QMax);

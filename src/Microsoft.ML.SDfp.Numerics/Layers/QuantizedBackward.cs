@@ -1,0 +1,49 @@
+using System.Runtime.ExceptionServices;
+using static TorchSharp.torch;
+
+namespace Microsoft.ML.SDfp.Numerics.Layers;
+
+/// <summary>
+/// Backpropagation through quantised layers with errors that say what happened. Use
+/// <see cref="Backward(Tensor)"/> in place of <c>loss.backward()</c>.
+/// </summary>
+/// <remarks>
+/// A managed exception cannot cross libtorch's native autograd engine (it would terminate the process), so when a
+/// quantised layer meets a non-finite error tensor G during backward, it aborts the backward through libtorch, which
+/// surfaces as a generic <see cref="System.Runtime.InteropServices.ExternalException"/> ("Function CSharpNode returned
+/// an invalid gradient"). <see cref="Backward(Tensor)"/> replaces that with the original
+/// <see cref="NonFiniteTensorException"/>, which names the layer and role. Callers that use <c>loss.backward()</c>
+/// directly still get the clear exception from the next forward of any quantised layer on the same thread
+/// (<see cref="ThrowIfFailed"/>).
+/// </remarks>
+public static class QuantizedBackward
+{
+    /// <summary>Runs <c>loss.backward()</c>; a failure inside a quantised layer's backward is rethrown as itself.</summary>
+    /// <param name="loss">The scalar loss.</param>
+    /// <exception cref="NonFiniteTensorException">A quantised layer's error tensor held NaN/Inf (names layer and role).</exception>
+    public static void Backward(Tensor loss)
+    {
+        ArgumentNullException.ThrowIfNull(loss);
+        BackwardErrors.Take(); // A stale failure from an earlier, unchecked backward must not be blamed on this one.
+        try
+        {
+            loss.backward();
+        }
+        catch (Exception) when (BackwardErrors.HasPending)
+        {
+            ThrowIfFailed();
+            throw;
+        }
+        ThrowIfFailed();
+    }
+
+    /// <summary>
+    /// Throws the exception a quantised layer's backward parked on this thread, if any, and clears it.
+    /// </summary>
+    /// <exception cref="NonFiniteTensorException">A quantised layer's error tensor held NaN/Inf.</exception>
+    public static void ThrowIfFailed()
+    {
+        if (BackwardErrors.Take() is { } e)
+            ExceptionDispatchInfo.Capture(e).Throw();
+    }
+}
