@@ -6,6 +6,8 @@ using Microsoft.ML.SDfp.MLNet;
 
 // Model Builder-style image classification with an S-DFP8 ResNet-20:
 //   dotnet run --project samples/ImageClassification -c Release -- [--data DIR] [--epochs N] [--train-limit N] [--format SDfp|Dfp|AutoShift|Fp32] [--model model.zip]
+// TorchSharp's native library needs a one-time fix-up on some Linux distributions before the first torch call.
+Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
 var settings = Settings.Parse(args);
 var clock = Stopwatch.StartNew();
 

@@ -76,6 +76,16 @@ public sealed class EndToEndTests(TrainedModelFixture fixture)
     }
 
     [Fact]
+    public void Quantisation_telemetry_is_written_to_the_requested_path()
+    {
+        string path = fixture.Options.TelemetryOutputPath!;
+        Assert.True(File.Exists(path), path);
+        string[] lines = File.ReadAllLines(path);
+        Assert.True(lines.Length > 10, $"{lines.Length} lines");
+        Assert.Contains("layer1.0.conv1", string.Join("\n", lines.Take(200)));
+    }
+
+    [Fact]
     public void PredictionEngine_returns_the_same_scores_as_Transform()
     {
         var engine = fixture.Ml.Model.CreatePredictionEngine<ImageRow, ImagePrediction>(fixture.Model);

@@ -37,6 +37,7 @@ public sealed class TrainedModelFixture : IDisposable
         Options = SmallOptions("Image");
         Options.MetricsCallback = m => Epochs.Add(m);
         Options.KeepMasterWeights = true;
+        Options.TelemetryOutputPath = Path.Combine(Root, "telemetry.csv");
         var stopwatch = System.Diagnostics.Stopwatch.StartNew();
         Model = Pipeline(Ml, Options).Fit(TrainData);
         TrainingTime = stopwatch.Elapsed;

@@ -159,22 +159,47 @@ internal sealed class SDfpNetwork : IDisposable
     internal static DfpFormat InferenceFormat(DfpFormat trained) =>
         trained with { Rounding = RoundingMode.NearestEven, ExponentSource = ExponentSource.Current };
 
-    private static Tensor QuantizePerImage(Tensor input, DfpFormat format, string layer)
+    /// <summary>
+    /// Fake-quantises each image of the batch with its own exponent. For fixed-shift formats this is one vectorised
+    /// pass (per-image amax, exponent from <see cref="Dfp.Exponent"/>, round half to even, clamp); auto shift, which
+    /// searches a shift per tensor, goes image by image through a quantiser.
+    /// </summary>
+    internal static Tensor QuantizePerImage(Tensor input, DfpFormat format, string layer)
     {
         long n = input.shape[0];
-        if (n == 1)
+        if (format.AutoShift)
         {
-            return QuantizeOne(input, format, layer);
+            Tensor[] images = input.unbind(0);
+            var quantized = new Tensor[n];
+            for (int i = 0; i < n; i++)
+            {
+                quantized[i] = QuantizeOne(images[i], format, layer);
+            }
+
+            return torch.stack(quantized, 0);
         }
 
-        Tensor[] images = input.unbind(0);
-        var quantized = new Tensor[n];
+        using var scope = torch.NewDisposeScope();
+        float[] amax = input.detach().abs().reshape(n, -1).amax(1).contiguous().data<float>().ToArray();
+        var scales = new float[n];
         for (int i = 0; i < n; i++)
         {
-            quantized[i] = QuantizeOne(images[i], format, layer);
+            if (!float.IsFinite(amax[i]))
+            {
+                // Let the numerics layer report the non-finite values (it names the count).
+                return QuantizeOne(input[i], format, layer).MoveToOuterDisposeScope();
+            }
+
+            scales[i] = MathF.ScaleB(1f, Dfp.Exponent(amax[i], format, format.Shift));
         }
 
-        return torch.stack(quantized, 0);
+        long[] shape = new long[input.dim()];
+        Array.Fill(shape, 1L);
+        shape[0] = n;
+        Tensor scale = torch.tensor(scales).reshape(shape);
+        // Division and multiplication by a power of two are exact, so q · 2^e is exactly the grid value.
+        Tensor q = torch.round(input / scale).clamp((float)format.QMin, (float)format.QMax);
+        return (q * scale).MoveToOuterDisposeScope();
     }
 
     private static Tensor QuantizeOne(Tensor x, DfpFormat format, string layer)
