@@ -1,0 +1,89 @@
+using System.Diagnostics;
+using ImageClassification;
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using Microsoft.ML.SDfp.MLNet;
+
+// Model Builder-style image classification with an S-DFP8 ResNet-20:
+//   dotnet run --project samples/ImageClassification -c Release -- [--data DIR] [--epochs N] [--train-limit N] [--format SDfp|Dfp|AutoShift|Fp32] [--model model.zip]
+// TorchSharp's native library needs a one-time fix-up on some Linux distributions before the first torch call.
+Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+var settings = Settings.Parse(args);
+var clock = Stopwatch.StartNew();
+
+string trainFolder = Path.Combine(settings.DataDirectory, "train");
+string testFolder = Path.Combine(settings.DataDirectory, "test");
+Console.WriteLine($"Exporting Fashion-MNIST to {settings.DataDirectory} (skipped when present)...");
+FashionMnistExporter.ExportIfMissing(trainFolder, train: true, settings.TrainLimit);
+FashionMnistExporter.ExportIfMissing(testFolder, train: false, limit: null);
+
+var ml = new MLContext(seed: 1);
+ml.Log += (_, e) =>
+{
+    // Progress lines and per-epoch metrics from the trainer's channel.
+    if (e.Source.StartsWith("SDfpImageClassificationTrainer", StringComparison.Ordinal) && e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info)
+    {
+        Console.WriteLine($"[{clock.Elapsed:mm\\:ss}] {e.RawMessage}");
+    }
+};
+
+IDataView train = ml.Data.LoadFromEnumerable(ImageData.FromFolder(trainFolder));
+IDataView test = ml.Data.LoadFromEnumerable(ImageData.FromFolder(testFolder));
+
+var options = new SDfpImageClassificationTrainer.Options
+{
+    LabelColumnName = "Label",
+    FeatureColumnName = "Image",
+    NumberFormat = settings.Format,
+    Epochs = settings.Epochs,
+    ImageWidth = 28,
+    ImageHeight = 28,
+    BatchSize = 128,
+    LearningRate = 0.1,
+    ValidationSetFraction = 0.05,
+};
+
+var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
+    .Append(ml.Transforms.LoadRawImageBytes("Image", null, "ImagePath"))
+    .Append(ml.MulticlassClassification.Trainers.SDfpImageClassification(options))
+    .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
+
+Console.WriteLine($"Training {options.Architecture} in {options.NumberFormat} for {options.Epochs} epochs...");
+var model = pipeline.Fit(train);
+TimeSpan trainingTime = clock.Elapsed;
+
+// Evaluate needs the key-typed PredictedLabel, so score with the pipeline up to the trainer.
+IDataView scored = model.Take(3).Aggregate(test, (data, transformer) => transformer.Transform(data));
+MulticlassClassificationMetrics metrics = ml.MulticlassClassification.Evaluate(scored, "Label", "Score", "PredictedLabel");
+Console.WriteLine();
+Console.WriteLine($"Test micro accuracy: {metrics.MicroAccuracy:P2}");
+Console.WriteLine($"Test macro accuracy: {metrics.MacroAccuracy:P2}");
+Console.WriteLine($"Test log-loss:       {metrics.LogLoss:F4}");
+Console.WriteLine(metrics.ConfusionMatrix.GetFormattedConfusionTable());
+
+ml.Model.SaveAtomically(model, train.Schema, settings.ModelPath);
+Console.WriteLine($"Saved {settings.ModelPath} ({new FileInfo(settings.ModelPath).Length / 1024} KiB). Training took {trainingTime:mm\\:ss}, total {clock.Elapsed:mm\\:ss}.");
+return 0;
+
+internal sealed record Settings(string DataDirectory, int Epochs, int? TrainLimit, SDfpNumberFormat Format, string ModelPath)
+{
+    public static Settings Parse(string[] args)
+    {
+        var s = new Settings(Path.Combine(Environment.CurrentDirectory, "data", "fashion-mnist-images"), 3, null, SDfpNumberFormat.SDfp, "model.zip");
+        for (int i = 0; i < args.Length; i++)
+        {
+            string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"Option {args[i]} needs a value.");
+            s = args[i] switch
+            {
+                "--data" => s with { DataDirectory = Path.GetFullPath(Value()) },
+                "--epochs" => s with { Epochs = int.Parse(Value(), System.Globalization.CultureInfo.InvariantCulture) },
+                "--train-limit" => s with { TrainLimit = int.Parse(Value(), System.Globalization.CultureInfo.InvariantCulture) },
+                "--format" => s with { Format = Enum.Parse<SDfpNumberFormat>(Value(), ignoreCase: true) },
+                "--model" => s with { ModelPath = Path.GetFullPath(Value()) },
+                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --data DIR, --epochs N, --train-limit N, --format SDfp|Dfp|AutoShift|Fp32, --model PATH."),
+            };
+        }
+
+        return s;
+    }
+}
