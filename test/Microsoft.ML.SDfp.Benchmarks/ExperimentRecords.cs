@@ -22,6 +22,9 @@ internal sealed record ExperimentReport(
     /// <summary>False while the experiment is still running (or when it was interrupted): the files then hold the finished runs only.</summary>
     public bool Complete { get; init; }
 
+    /// <summary>Git commit the experiment was built from (<c>git rev-parse HEAD</c> in the working directory), with "+dirty" when files were modified.</summary>
+    public string Commit { get; init; } = "unknown";
+
     /// <summary>Configurations asked for on the command line.</summary>
     public IReadOnlyList<string> PlannedConfigs { get; init; } = Array.Empty<string>();
 }

@@ -40,7 +40,7 @@ internal static class FashionMnistExperiment
         torch.set_num_threads(options.Threads);
         var started = DateTime.UtcNow;
         var command = "dotnet run -c Release --project test/Microsoft.ML.SDfp.Benchmarks -- fashion-mnist " + string.Join(' ', args);
-        Log($"fashion-mnist, {options.Mode} mode: {options.TrainSize} training images, {options.Epochs} epochs, seed {options.Seed}, {options.Threads} threads");
+        Log($"fashion-mnist, {options.Mode} mode: {options.TrainSize} training images, {options.Epochs} epochs, seed {options.Seed}, {options.Threads} threads, commit {GitCommit.Value}");
 
         using var train = FashionMnist.LoadTrain(options.DataDirectory, options.TrainSize);
         using var test = FashionMnist.LoadTest(options.DataDirectory, options.TestSize);
@@ -204,8 +204,36 @@ internal static class FashionMnistExperiment
         {
             Complete = complete,
             PlannedConfigs = options.Configs,
+            Commit = GitCommit.Value,
         };
         ResultsReport.Write(options.OutputDirectory, report, telemetry);
+    }
+
+    private static readonly Lazy<string> GitCommit = new(() =>
+    {
+        var head = Git("rev-parse HEAD");
+        if (head is null)
+            return "unknown";
+        // Untracked files (e.g. the results being written) do not count; modified tracked files do.
+        var dirty = Git("status --porcelain --untracked-files=no");
+        return string.IsNullOrWhiteSpace(dirty) ? head : head + "+dirty";
+    });
+
+    private static string? Git(string arguments)
+    {
+        try
+        {
+            using var process = Process.Start(new ProcessStartInfo("git", arguments) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false });
+            if (process is null)
+                return null;
+            var output = process.StandardOutput.ReadToEnd().Trim();
+            process.WaitForExit();
+            return process.ExitCode == 0 ? output : null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return null;
+        }
     }
 
     internal static void Log(string message) =>

@@ -30,6 +30,8 @@ internal static class LayerBenchmark
           --fused-threads N   threads of the fused quantisation kernel (default: automatic, 1 per 8M elements)
           --leaf-input        feed the layer a leaf tensor (default: the output of a ReLU, as inside a ResNet, so
                               that dgrad flows into a predecessor op instead of being accumulated into x.grad)
+          --retain-memory     call NativeMemoryTuning.RetainFreedMemory() first (glibc keeps freed tensor memory, so
+                              no page faults on re-allocation; applies to every variant alike)
           --kernels           also time the quantisation kernels alone on one activation-sized tensor
           --telemetry-csv P   after the run, write the telemetry of the telemetry variant to P (CSV)
           --telemetry-json P  likewise as JSON
@@ -57,6 +59,9 @@ internal static class LayerBenchmark
         if (options.Threads is { } threads)
             set_num_threads(threads);
         FusedQuantization.ThreadOverride = options.FusedThreads;
+        var retained = options.RetainMemory && NativeMemoryTuning.RetainFreedMemory();
+        if (options.RetainMemory && !retained)
+            Console.WriteLine("note: --retain-memory has no effect here (not glibc on Linux)");
 
         var format = DfpFormat.SDfp(8, options.Shift);
         var telemetry = new QuantizationTelemetry();
@@ -86,6 +91,7 @@ internal static class LayerBenchmark
 
         Console.WriteLine($"layer benchmark: conv 64->64 3x3 pad 1, input [{options.Batch}, 64, 28, 28], forward+backward (dgrad and wgrad)");
         Console.WriteLine(options.LeafInput ? "input: a leaf tensor (dgrad accumulated into x.grad)" : "input: relu(leaf), timed in every variant (dgrad flows into ReLU backward)");
+        Console.WriteLine(retained ? "allocator: glibc told to retain freed memory (--retain-memory)" : "allocator: default glibc behaviour (freed large blocks go back to the kernel)");
         Console.WriteLine($"threads {get_num_threads()}, {options.Warmup} warm-up + {options.Reps} timed rounds, variants interleaved; S-DFP8 = {format}");
 
         using var input = randn(options.Batch, 64, 28, 28);
@@ -250,7 +256,7 @@ internal static class LayerBenchmark
     }
 
     private sealed record Options(int Reps, int Warmup, int? Threads, int Batch, int Shift, HashSet<string>? Variants,
-        string? TelemetryCsv, string? TelemetryJson, bool Help, bool Kernels = false, int FusedThreads = 0, bool LeafInput = false)
+        string? TelemetryCsv, string? TelemetryJson, bool Help, bool Kernels = false, int FusedThreads = 0, bool LeafInput = false, bool RetainMemory = false)
     {
         public static Options Parse(string[] args)
         {
@@ -278,6 +284,7 @@ internal static class LayerBenchmark
                     "--help" or "-h" => o with { Help = true },
                     "--kernels" => o with { Kernels = true },
                     "--leaf-input" => o with { LeafInput = true },
+                    "--retain-memory" => o with { RetainMemory = true },
                     "--fused-threads" => o with { FusedThreads = Int("--fused-threads", 1) },
                     _ => throw new ArgumentException($"Unknown option '{args[i]}'."),
                 };

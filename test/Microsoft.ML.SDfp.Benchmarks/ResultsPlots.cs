@@ -33,7 +33,7 @@ internal static class ResultsPlots
             plot.Title($"Fashion-MNIST ResNet-20: test accuracy ({report.Mode} mode, seed {report.Seed})");
             plot.XLabel("epoch");
             plot.YLabel("test accuracy (%)");
-            plot.ShowLegend(Alignment.LowerRight);
+            plot.ShowLegend(Edge.Right);
             Save(plot, folder, accuracy);
         }
 
@@ -57,7 +57,7 @@ internal static class ResultsPlots
             plot.Title("Errors (G) flushed to zero, mean over quantised layers");
             plot.XLabel("training step");
             plot.YLabel("non-zero errors quantised to 0 (%)");
-            plot.ShowLegend(Alignment.UpperRight);
+            plot.ShowLegend(Edge.Right);
             Save(plot, folder, flush);
         }
 

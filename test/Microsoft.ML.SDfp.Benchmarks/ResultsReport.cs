@@ -54,7 +54,7 @@ internal static class ResultsReport
                       "convolutions quantise weights (W), activations (A) and errors (G); the stem conv, the classifier, batch norm, the residual adds, " +
                       "pooling, the loss and the SGD master weights stay FP32. Every run starts from the same initial weights (same seed).");
         md.AppendLine();
-        md.AppendLine($"Machine: {r.Machine}. Started {r.StartedUtc:yyyy-MM-dd HH:mm} UTC, written {r.FinishedUtc:yyyy-MM-dd HH:mm} UTC. " +
+        md.AppendLine($"Built from commit `{r.Commit}`. Machine: {r.Machine}. Started {r.StartedUtc:yyyy-MM-dd HH:mm} UTC, written {r.FinishedUtc:yyyy-MM-dd HH:mm} UTC. " +
                       "The machine was shared with other jobs, so wall times and throughput are noisy; the step-time ratio below is measured interleaved to cancel that.");
         md.AppendLine();
         md.AppendLine("The test set is only used for reporting (no model selection, no early stopping), so every epoch's figure is an honest test accuracy.");

@@ -25,3 +25,15 @@ public class AssemblyTests
         Assert.All(typeof(DfpFormat).Assembly.GetExportedTypes(), t => Assert.Contains(t.Namespace, allowed));
     }
 }
+
+public class NativeMemoryTuningTests
+{
+    [Fact]
+    public void Retaining_freed_memory_takes_effect_on_glibc_linux()
+    {
+        // The reference machine is Debian (glibc); elsewhere the call must be a harmless no-op.
+        var applied = NativeMemoryTuning.RetainFreedMemory();
+        Assert.Equal(OperatingSystem.IsLinux() && File.Exists("/lib/x86_64-linux-gnu/libc.so.6"), applied);
+        Assert.Throws<ArgumentOutOfRangeException>(() => NativeMemoryTuning.RetainFreedMemory(-1));
+    }
+}

@@ -62,6 +62,40 @@ public class DfpFormatTests
         Assert.Equal("DFP6(delayed,h=4)", (DfpFormat.Dfp(6) with { ExponentSource = ExponentSource.Delayed, HistoryLength = 4 }).ToString());
     }
 
+    [Theory]
+    [InlineData("DFP8")]
+    [InlineData("S-DFP8(s=2)")]
+    [InlineData("S-DFP6(s=-1)")]
+    [InlineData("Auto8")]
+    [InlineData("Auto4(s=0..6,sat<=0.01)")]
+    [InlineData("S-DFP8(s=1,stochastic)")]
+    [InlineData("DFP8(delayed,h=16)")]
+    [InlineData("S-DFP16(s=3,stochastic,delayed,h=4)")]
+    public void Short_names_parse_back_to_the_same_format(string name)
+    {
+        var format = DfpFormat.Parse(name);
+        Assert.Equal(name, format.ToString());
+        Assert.Equal(format, DfpFormat.Parse(format.ToString().ToLowerInvariant()));
+    }
+
+    [Theory]
+    [InlineData("FP8")]
+    [InlineData("S-DFP8")]
+    [InlineData("DFP8(s=x)")]
+    [InlineData("DFP8(fast)")]
+    public void Unparseable_names_are_quoted_in_the_error(string name)
+    {
+        var e = Assert.Throws<FormatException>(() => DfpFormat.Parse(name));
+        Assert.Contains($"'{name}'", e.Message);
+    }
+
+    [Fact]
+    public void Parsed_names_are_validated()
+    {
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => DfpFormat.Parse("DFP24"));
+        Assert.Equal("Bits", e.ParamName);
+    }
+
     [Fact]
     public void Uniform_config_quantises_W_A_G_and_leaves_weight_gradients_FP32()
     {

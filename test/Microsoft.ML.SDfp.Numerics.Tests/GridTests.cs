@@ -125,8 +125,9 @@ public class GridTests : TorchTests
             Assert.Equal(rs.NonZero, fs.NonZero);
             Assert.Equal(rs.Saturated, fs.Saturated);
             Assert.Equal(rs.Flushed, fs.Flushed);
-            Assert.Equal(rs.SignalEnergy, fs.SignalEnergy, rs.SignalEnergy * 1e-12);
-            Assert.Equal(rs.ErrorEnergy, fs.ErrorEnergy, rs.ErrorEnergy * 1e-12);
+            // The fused kernel sums squares in FP32 blocks before double: 1e-5 relative is ~4e-5 dB of SQNR.
+            Assert.Equal(rs.SignalEnergy, fs.SignalEnergy, rs.SignalEnergy * 1e-5);
+            Assert.Equal(rs.ErrorEnergy, fs.ErrorEnergy, rs.ErrorEnergy * 1e-5);
             Assert.Equal(TorchQuantization.Amax(x), FusedQuantization.Amax(x));
         }
     }

@@ -41,7 +41,7 @@ public class TelemetryTests : TorchTests
         double small = 0.2f; // the FP32 value nearest 0.2, as the tensor holds it
         var signal = 4 * small * small + 0.0625 + 8 + 49 + 25;
         var noise = 4 * small * small + 0.0625 + 3.5 * 3.5 + 1;
-        Assert.Equal(10 * Math.Log10(signal / noise), r.SqnrDb, 9);
+        Assert.Equal(10 * Math.Log10(signal / noise), r.SqnrDb, 6); // squares summed in FP32 blocks: 1e-6 dB
         Assert.Equal(0, r.NonFiniteCount);
     }
 

@@ -10,7 +10,7 @@ namespace Microsoft.ML.SDfp.Numerics;
 /// The record is immutable but not validated on construction, so that <c>with</c> expressions can move several
 /// properties at once; every consumer calls <see cref="Validate"/>, which names the offending property and value.
 /// </remarks>
-public sealed record DfpFormat
+public sealed partial record DfpFormat
 {
     /// <summary>Smallest supported bit width; 2 bits still has a sign and one magnitude bit.</summary>
     public const int MinBits = 2;
@@ -118,6 +118,65 @@ public sealed record DfpFormat
             options.Add($"delayed,h={HistoryLength}");
         return options.Count == 0 ? name : $"{name}({string.Join(',', options)})";
     }
+
+    /// <summary>
+    /// Parses the short names <see cref="ToString"/> writes, case-insensitively: "DFP8", "S-DFP8(s=2)", "Auto8",
+    /// "Auto8(s=0..6,sat&lt;=0.01)", "S-DFP8(s=1,stochastic)", "DFP8(delayed,h=16)", "S-DFP6(s=-1,delayed)".
+    /// </summary>
+    /// <param name="text">The format name.</param>
+    /// <exception cref="FormatException">The text is not a format name; the message quotes it and says what was expected.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">The name parses but a value is out of range (names the property).</exception>
+    public static DfpFormat Parse(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        var match = NamePattern().Match(text.Trim());
+        if (!match.Success)
+            throw new FormatException($"'{text}' is not a DFP format; expected e.g. DFP8, S-DFP8(s=2), Auto8 or S-DFP8(s=1,stochastic).");
+        var kind = match.Groups["kind"].Value.ToUpperInvariant();
+        var format = new DfpFormat { Bits = int.Parse(match.Groups["bits"].Value, CultureInfo.InvariantCulture), AutoShift = kind == "AUTO" };
+        var shiftGiven = false;
+        foreach (var raw in match.Groups["options"].Success ? match.Groups["options"].Value.Split(',') : [])
+        {
+            var option = raw.Trim();
+            var lower = option.ToLowerInvariant();
+            if (lower == "stochastic")
+                format = format with { Rounding = RoundingMode.Stochastic };
+            else if (lower == "delayed")
+                format = format with { ExponentSource = ExponentSource.Delayed };
+            else if (lower.StartsWith("h=", StringComparison.Ordinal))
+                format = format with { ExponentSource = ExponentSource.Delayed, HistoryLength = Integer(option[2..], text) };
+            else if (lower.StartsWith("sat<=", StringComparison.Ordinal) && format.AutoShift)
+                format = format with { MaxSaturatedFraction = double.TryParse(option[5..], NumberStyles.Float, CultureInfo.InvariantCulture, out var cap) ? cap : throw Bad(option, text) };
+            else if (lower.StartsWith("s=", StringComparison.Ordinal) && format.AutoShift && option.Contains(".."))
+            {
+                var range = option[2..].Split("..");
+                format = format with { AutoShiftMin = Integer(range[0], text), AutoShiftMax = Integer(range[1], text) };
+            }
+            else if (lower.StartsWith("s=", StringComparison.Ordinal) && !format.AutoShift)
+            {
+                format = format with { Shift = Integer(option[2..], text) };
+                shiftGiven = true;
+            }
+            else
+                throw Bad(option, text);
+        }
+        if (kind == "S-DFP" && !shiftGiven)
+            throw new FormatException($"'{text}': S-DFP needs a shift, e.g. S-DFP8(s=2).");
+        format.Validate();
+        return format;
+
+        static int Integer(string value, string text) =>
+            int.TryParse(value, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var v)
+                ? v
+                : throw new FormatException($"'{text}': '{value}' is not an integer.");
+
+        static FormatException Bad(string option, string text) =>
+            new($"'{text}': unknown option '{option}' (expected s=N, s=A..B and sat<=F for Auto, stochastic, delayed, h=N).");
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^(?<kind>S-DFP|DFP|Auto)(?<bits>\d{1,2})(\((?<options>[^()]*)\))?$",
+        System.Text.RegularExpressions.RegexOptions.IgnoreCase | System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex NamePattern();
 
     private static DfpFormat Validated(DfpFormat format)
     {

@@ -149,6 +149,9 @@ internal static unsafe class FusedQuantization
         var qmax = Vector256.Create(p.QMax);
         var seed32 = (uint)(p.Seed ^ (p.Seed >> 32));
         var lanes = Vector256.Create(0u, 1u, 2u, 3u, 4u, 5u, 6u, 7u);
+        Vector256<int> saturatedLanes = default, nonZeroLanes = default, flushedLanes = default;
+        Vector256<float> signalBlock = default, errorBlock = default;
+        var blockVectors = 0;
         var i = start;
         for (; i + Vector256<float>.Count <= end; i += Vector256<float>.Count)
         {
@@ -173,19 +176,28 @@ internal static unsafe class FusedQuantization
             Vector256.Store(q * up, output + i);
             if (TMode.Enabled)
             {
-                var outside = Vector256.GreaterThan(y, qmax) | Vector256.LessThan(y, qmin);
-                saturated += BitOperations.PopCount(outside.ExtractMostSignificantBits());
+                // Masks are all-ones (-1) per true lane, so subtracting them counts per lane.
                 var nz = ~Vector256.Equals(v, Vector256<float>.Zero);
-                nonZero += BitOperations.PopCount(nz.ExtractMostSignificantBits());
-                var zeroQ = Vector256.Equals(q, Vector256<float>.Zero);
-                flushed += BitOperations.PopCount((nz & zeroQ).ExtractMostSignificantBits());
-                var (vLo, vHi) = Vector256.Widen(v);
-                var (xLo, xHi) = Vector256.Widen(q * grid);
-                signal += vLo * vLo + vHi * vHi;
-                var dLo = vLo - xLo;
-                var dHi = vHi - xHi;
-                error += dLo * dLo + dHi * dHi;
+                saturatedLanes -= (Vector256.GreaterThan(y, qmax) | Vector256.LessThan(y, qmin)).AsInt32();
+                nonZeroLanes -= nz.AsInt32();
+                flushedLanes -= (nz & Vector256.Equals(q, Vector256<float>.Zero)).AsInt32();
+                var d = v - q * grid;
+                signalBlock += v * v;
+                errorBlock += d * d;
+                // FP32 partial sums over at most 512 vectors, then double: relative error ~1e-5, far below what a dB figure shows.
+                if (++blockVectors == 512)
+                {
+                    Flush(ref signal, ref error, ref signalBlock, ref errorBlock);
+                    blockVectors = 0;
+                }
             }
+        }
+        if (TMode.Enabled)
+        {
+            Flush(ref signal, ref error, ref signalBlock, ref errorBlock);
+            saturated = Vector256.Sum(saturatedLanes.AsInt64Lanes());
+            nonZero = Vector256.Sum(nonZeroLanes.AsInt64Lanes());
+            flushed = Vector256.Sum(flushedLanes.AsInt64Lanes());
         }
         amax = 0;
         for (var k = 0; k < Vector256<float>.Count; k++)
@@ -232,6 +244,24 @@ internal static unsafe class FusedQuantization
             ? new QuantizationStatistics(end - start, nonZero, saturated, flushed,
                 Vector256.Sum(signal) + signalTail, Vector256.Sum(error) + errorTail)
             : default;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Flush(ref Vector256<double> signal, ref Vector256<double> error,
+        ref Vector256<float> signalBlock, ref Vector256<float> errorBlock)
+    {
+        var (sLo, sHi) = Vector256.Widen(signalBlock);
+        var (eLo, eHi) = Vector256.Widen(errorBlock);
+        signal += sLo + sHi;
+        error += eLo + eHi;
+        signalBlock = default;
+        errorBlock = default;
+    }
+
+    private static Vector256<long> AsInt64Lanes(this Vector256<int> lanes)
+    {
+        var (lo, hi) = Vector256.Widen(lanes);
+        return lo + hi;
     }
 
     private static float ChunkAmax(float* data, int n, out bool nonFinite)

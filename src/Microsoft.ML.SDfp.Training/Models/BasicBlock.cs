@@ -49,9 +49,11 @@ internal sealed class BasicBlock : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor input)
     {
+        // Frees the block's intermediate handles as soon as it returns (autograd keeps what it needs).
+        using var scope = NewDisposeScope();
         var identity = downsample is null ? input : downsample.call(input);
         var x = nn.functional.relu(bn1.call(conv1.call(input)));
         x = bn2.call(conv2.call(x));
-        return nn.functional.relu(x.add(identity));
+        return nn.functional.relu(x.add(identity)).MoveToOuterDisposeScope();
     }
 }

@@ -59,10 +59,12 @@ internal sealed class Bottleneck : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor input)
     {
+        // Frees the block's intermediate handles as soon as it returns (autograd keeps what it needs).
+        using var scope = NewDisposeScope();
         var identity = downsample is null ? input : downsample.call(input);
         var x = nn.functional.relu(bn1.call(conv1.call(input)));
         x = nn.functional.relu(bn2.call(conv2.call(x)));
         x = bn3.call(conv3.call(x));
-        return nn.functional.relu(x.add(identity));
+        return nn.functional.relu(x.add(identity)).MoveToOuterDisposeScope();
     }
 }

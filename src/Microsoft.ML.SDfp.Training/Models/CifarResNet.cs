@@ -18,10 +18,11 @@ namespace Microsoft.ML.SDfp.Models;
 /// <para>
 /// Shortcuts: where a block changes shape (the first block of <c>layer2</c> and <c>layer3</c>)
 /// it uses a 1×1-conv + batch-norm projection, the paper's option B. The paper's CIFAR numbers use
-/// option A (zero-padded identity, parameter-free); option B is chosen here because it is the same
-/// <c>downsample</c> module as the ImageNet networks (one code path, one persistence format) and is
-/// what torchvision-style implementations do. It adds 2 projections: 2 752 parameters for 10
-/// classes (ResNet-20: 272 474 instead of 269 722).
+/// option A (zero-padded identity, parameter-free); option B is chosen here because it is exactly the
+/// <c>downsample</c> module of the torchvision networks (one block implementation, one
+/// persistence format, and every shortcut conv is a GEMM that S-DFP quantises like the rest).
+/// It costs two projections, 2 752 extra parameters (ResNet-20 with 10 classes: 272 474
+/// instead of option A's 269 722), so accuracies are not strictly comparable with the paper's table.
 /// </para>
 /// </remarks>
 public sealed class CifarResNet : ResNetModel
@@ -76,11 +77,12 @@ public sealed class CifarResNet : ResNetModel
     public override Tensor Features(Tensor input)
     {
         ValidateInput(input);
+        using var scope = NewDisposeScope();
         var x = relu.call(bn1.call(conv1.call(input)));
         x = layer1.call(x);
         x = layer2.call(x);
         x = layer3.call(x);
-        return avgpool.call(x).flatten(1);
+        return avgpool.call(x).flatten(1).MoveToOuterDisposeScope();
     }
 
     /// <summary>Whether the architecture is one of the CIFAR ResNets.</summary>

@@ -37,7 +37,7 @@ public sealed class ImageNetResNet : ResNetModel
             : new QuantizedConv2d(FirstConvName, options.InputChannels, 64, kernelSize: 7, stride: 2, padding: 3);
         bn1 = nn.BatchNorm2d(64);
         relu = nn.ReLU();
-        maxpool = options.SmallImageStem ? null : nn.MaxPool2d(kernel_size: 3, stride: 2, padding: 1);
+        maxpool = options.SmallImageStem ? null : nn.MaxPool2d(3, stride: 2, padding: 1);
 
         long inPlanes = 64;
         layer1 = MakeStage("layer1", bottleneck, ref inPlanes, 64, blocks[0], stride: 1);
@@ -79,6 +79,7 @@ public sealed class ImageNetResNet : ResNetModel
     public override Tensor Features(Tensor input)
     {
         ValidateInput(input);
+        using var scope = NewDisposeScope();
         var x = relu.call(bn1.call(conv1.call(input)));
         if (maxpool is not null)
             x = maxpool.call(x);
@@ -86,7 +87,7 @@ public sealed class ImageNetResNet : ResNetModel
         x = layer2.call(x);
         x = layer3.call(x);
         x = layer4.call(x);
-        return avgpool.call(x).flatten(1);
+        return avgpool.call(x).flatten(1).MoveToOuterDisposeScope();
     }
 
     /// <summary>Whether the architecture is one of the torchvision ImageNet ResNets.</summary>

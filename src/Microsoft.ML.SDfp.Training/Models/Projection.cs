@@ -9,9 +9,9 @@ internal static class Projection
 {
     /// <summary>A projection when the shortcut changes shape (stride ≠ 1 or channel count changes), else null (identity).</summary>
     /// <param name="prefix">State-dict prefix, e.g. <c>layer2.0.downsample</c>; the conv is <c>{prefix}.0</c>.</param>
-    /// <param name="inPlanes">Input channels.</param>
-    /// <param name="outPlanes">Output channels.</param>
-    /// <param name="stride">Stride.</param>
+    /// <param name="inPlanes">Channels entering the block.</param>
+    /// <param name="outPlanes">Channels leaving the block.</param>
+    /// <param name="stride">Stride of the block.</param>
     public static Sequential? CreateIfNeeded(string prefix, long inPlanes, long outPlanes, long stride)
     {
         if (stride == 1 && inPlanes == outPlanes)

@@ -51,23 +51,19 @@ public sealed record QuantizationPolicy
     };
 
     /// <summary>Checks <see cref="Layers"/> and each of its formats.</summary>
-    /// <exception cref="ArgumentException">A format is invalid; the message names the role, property and value.</exception>
+    /// <exception cref="ArgumentOutOfRangeException">A format is invalid; the message names the role, property and value.</exception>
     public void Validate()
     {
         if (Layers is null)
             throw new ArgumentNullException(nameof(Layers), "QuantizationPolicy.Layers must not be null; use QuantizationConfig.Fp32 for no quantisation.");
-        foreach (var role in Enum.GetValues<TensorRole>())
+        try
         {
-            if (Layers.For(role) is not { } format)
-                continue;
-            try
-            {
-                format.Validate();
-            }
-            catch (ArgumentException ex)
-            {
-                throw new ArgumentException($"QuantizationPolicy.Layers.{role}: {ex.Message}", nameof(Layers), ex);
-            }
+            Layers.Validate();
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            throw new ArgumentOutOfRangeException($"{nameof(Layers)}.{ex.ParamName}", ex.ActualValue,
+                $"QuantizationPolicy.Layers: {ex.Message}");
         }
     }
 }

@@ -44,6 +44,9 @@ public abstract class ResNetModel : nn.Module<Tensor, Tensor>
     /// <summary>Width of the penultimate embedding returned by <see cref="Features"/> (the classifier's input size).</summary>
     public long EmbeddingSize { get; }
 
+    /// <summary>Number of trainable parameters (batch-norm running statistics excluded).</summary>
+    public long ParameterCount => parameters().Sum(p => p.numel());
+
     /// <summary>The classifier, <c>fc</c>.</summary>
     public abstract QuantizedLinear Classifier { get; }
 

@@ -247,7 +247,11 @@ public sealed class ImageClassifierTrainer
     /// <param name="images">Images [N, C, H, W], normalised like the training data.</param>
     /// <param name="batchSize">Images per forward pass.</param>
     /// <returns>A new float32 tensor [N, classes] owned by the caller (in the caller's dispose scope, if any).</returns>
-    /// <remarks>Runs in eval mode without gradients; the model's mode is restored after.</remarks>
+    /// <remarks>
+    /// Runs in eval mode without gradients; the model's mode is restored after. For a quantised model the answer
+    /// depends slightly on <paramref name="batchSize"/> and on which images share a batch: a DFP activation tensor
+    /// has one exponent for the whole batch, so the other images set the grid each image is rounded to.
+    /// </remarks>
     public static Tensor PredictProbabilities(ResNetModel model, Tensor images, int batchSize = 256)
     {
         ArgumentNullException.ThrowIfNull(model);

@@ -10,7 +10,11 @@ public sealed class ImageClassifierTrainerLearningTests
 {
     private readonly ITestOutputHelper _output;
 
-    public ImageClassifierTrainerLearningTests(ITestOutputHelper output) => _output = output;
+    public ImageClassifierTrainerLearningTests(ITestOutputHelper output)
+    {
+        Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+        _output = output;
+    }
 
     [Fact]
     public void SDfp8_resnet20_learns_fashion_mnist_well_above_chance_in_two_short_epochs()
