@@ -153,6 +153,9 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
             try
             {
                 Train(ch, network, trainSet, validationSetData, seed);
+                using var scope = torch.NewDisposeScope();
+                network.Freeze(calibrationImages: CalibrationSample(trainSet, seed), calibrationBatchSize: Math.Max(2, _options.BatchSize),
+                    keepMasterWeights: _options.KeepMasterWeights);
             }
             finally
             {
@@ -170,7 +173,6 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
             throw;
         }
 
-        network.Freeze(keepMasterWeights: _options.KeepMasterWeights);
         ch.Info($"Training finished in {clock.Elapsed.TotalSeconds:F1}s.");
         return new SDfpImageClassificationTransformer(_host, network, labelNames, kind, vectorShape, _options.FeatureColumnName, pathColumn,
             _options.ScoreColumnName, _options.PredictedLabelColumnName, _options.EmbeddingColumnName, _options.ScoringBatchSize);
@@ -243,6 +245,14 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
                 ch.Info($"Wrote quantisation telemetry to '{path}'.");
             }
         }
+    }
+
+    /// <summary>Up to 2048 training images in a seeded random order (class folders arrive sorted), for calibration.</summary>
+    private static torch.Tensor CalibrationSample(ImageDataset train, long seed)
+    {
+        using var generator = new torch.Generator(unchecked((ulong)seed + 104729));
+        torch.Tensor order = torch.randperm(train.Count, generator: generator);
+        return train.Images.index_select(0, order.slice(0, 0, Math.Min(train.Count, 2048), 1));
     }
 
     private bool IsCanceled() => _options.CancellationToken.IsCancellationRequested || _host is ICancelable { IsCanceled: true };
