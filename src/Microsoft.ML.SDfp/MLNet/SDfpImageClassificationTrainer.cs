@@ -310,10 +310,10 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         var trainIndex = order.slice(0, held, all.Count, 1);
         var train = new ImageDataset(all.Images.index_select(0, trainIndex).MoveToOuterDisposeScope(),
             all.Labels.index_select(0, trainIndex).MoveToOuterDisposeScope(), classes);
-        var held_ = new ImageDataset(all.Images.index_select(0, validationIndex).MoveToOuterDisposeScope(),
+        var heldOut = new ImageDataset(all.Images.index_select(0, validationIndex).MoveToOuterDisposeScope(),
             all.Labels.index_select(0, validationIndex).MoveToOuterDisposeScope(), classes);
         ch.Info($"Held out {held} of {all.Count} training rows for validation (ValidationSetFraction = {_options.ValidationSetFraction}).");
-        return (train, held_, true);
+        return (train, heldOut, true);
     }
 
     private static ImageDataset MakeDataset(float[] pixels, long[] labels, int count, ImageInputShape shape, int classes) =>
