@@ -69,7 +69,7 @@ internal sealed record Settings(string DataDirectory, int Epochs, int? TrainLimi
 {
     public static Settings Parse(string[] args)
     {
-        var s = new Settings(Path.Combine(Environment.CurrentDirectory, "data", "fashion-mnist-images"), 3, null, SDfpNumberFormat.SDfp, "model.zip");
+        var s = new Settings(Path.Combine(Environment.CurrentDirectory, "data", "fashion-mnist-images"), 2, null, SDfpNumberFormat.SDfp, "model.zip");
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"Option {args[i]} needs a value.");

@@ -94,7 +94,7 @@ public sealed class EndToEndTests(TrainedModelFixture fixture)
         {
             ImagePrediction p = engine.Predict(fixture.TestRows[i]);
             Assert.Contains(p.PredictedLabel, fixture.Classifier.ClassNames);
-            // Activations are quantised per image, so a row's quantisation does not depend on its batch; libtorch's FP32
+            // Activations use static exponents, so a row's quantisation does not depend on its batch; libtorch's FP32
             // kernels (stem conv, classifier) may still round differently for a batch of 1 and of 64, by an ulp or so.
             for (int c = 0; c < p.Score!.Length; c++)
             {

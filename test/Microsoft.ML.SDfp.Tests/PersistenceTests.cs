@@ -73,6 +73,8 @@ public sealed class PersistenceTests(TrainedModelFixture fixture, Xunit.Abstract
         Assert.Equal(fixture.Classifier.NumberFormat, classifier.NumberFormat);
         Assert.Contains("S-DFP8", classifier.NumberFormat);
         Assert.Equal(fixture.Classifier.ClassNames, classifier.ClassNames);
+        Assert.Equal(fixture.Classifier.Network.ActivationExponents, classifier.Network.ActivationExponents);
+        Assert.NotEmpty(classifier.Network.ActivationExponents);
     }
 
     [Fact]

@@ -153,6 +153,9 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
             try
             {
                 Train(ch, network, trainSet, validationSetData, seed);
+                using var scope = torch.NewDisposeScope();
+                network.Freeze(calibrationImages: CalibrationSample(trainSet, seed), calibrationBatchSize: Math.Max(2, _options.BatchSize),
+                    keepMasterWeights: _options.KeepMasterWeights);
             }
             finally
             {
@@ -170,7 +173,6 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
             throw;
         }
 
-        network.Freeze(keepMasterWeights: _options.KeepMasterWeights);
         ch.Info($"Training finished in {clock.Elapsed.TotalSeconds:F1}s.");
         return new SDfpImageClassificationTransformer(_host, network, labelNames, kind, vectorShape, _options.FeatureColumnName, pathColumn,
             _options.ScoreColumnName, _options.PredictedLabelColumnName, _options.EmbeddingColumnName, _options.ScoringBatchSize);
@@ -245,6 +247,14 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         }
     }
 
+    /// <summary>Up to 2048 training images in a seeded random order (class folders arrive sorted), for calibration.</summary>
+    private static torch.Tensor CalibrationSample(ImageDataset train, long seed)
+    {
+        using var generator = new torch.Generator(unchecked((ulong)seed + 104729));
+        torch.Tensor order = torch.randperm(train.Count, generator: generator);
+        return train.Images.index_select(0, order.slice(0, 0, Math.Min(train.Count, 2048), 1));
+    }
+
     private bool IsCanceled() => _options.CancellationToken.IsCancellationRequested || _host is ICancelable { IsCanceled: true };
 
     private string CancelMessage => _options.CancellationToken.IsCancellationRequested
@@ -300,10 +310,10 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         var trainIndex = order.slice(0, held, all.Count, 1);
         var train = new ImageDataset(all.Images.index_select(0, trainIndex).MoveToOuterDisposeScope(),
             all.Labels.index_select(0, trainIndex).MoveToOuterDisposeScope(), classes);
-        var held_ = new ImageDataset(all.Images.index_select(0, validationIndex).MoveToOuterDisposeScope(),
+        var heldOut = new ImageDataset(all.Images.index_select(0, validationIndex).MoveToOuterDisposeScope(),
             all.Labels.index_select(0, validationIndex).MoveToOuterDisposeScope(), classes);
         ch.Info($"Held out {held} of {all.Count} training rows for validation (ValidationSetFraction = {_options.ValidationSetFraction}).");
-        return (train, held_, true);
+        return (train, heldOut, true);
     }
 
     private static ImageDataset MakeDataset(float[] pixels, long[] labels, int count, ImageInputShape shape, int classes) =>

@@ -229,7 +229,8 @@ public sealed class SDfpImageClassificationTransformer : ITransformer, ICanSaveM
         // string ids: feature column, path column (or null), score, predicted label, embedding (each or null)
         // int: scoring batch size
         // int: architecture; int×3: input (c, h, w); bool: small-image stem; int: classes
-        // policy (SDfpModelFormat.WritePolicy); int + float[]: mean; int + float[]: std
+        // policy (SDfpModelFormat.WritePolicy); int n, n × (string id layer, int exponent): static activation exponents
+        // int + float[]: mean; int + float[]: std
         // label values (BinarySaver type and value)
         // Stream "SDfpWeights": SDfpModelFormat.WriteWeights
         BinaryWriter w = ctx.Writer;
@@ -251,6 +252,13 @@ public sealed class SDfpImageClassificationTransformer : ITransformer, ICanSaveM
         w.Write(options.SmallImageStem);
         w.Write(options.NumClasses);
         SDfpModelFormat.WritePolicy(w, _network.TrainedPolicy);
+        w.Write(_network.ActivationExponents.Count);
+        foreach (var (layer, exponent) in _network.ActivationExponents.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        {
+            ctx.SaveNonEmptyString(layer);
+            w.Write(exponent);
+        }
+
         WriteFloats(w, _network.Mean);
         WriteFloats(w, _network.Std);
         w.Flush();
@@ -303,6 +311,18 @@ public sealed class SDfpImageClassificationTransformer : ITransformer, ICanSaveM
         bool smallStem = r.ReadBoolean();
         int classes = r.ReadInt32();
         QuantizationPolicy policy = SDfpModelFormat.ReadPolicy(r);
+        int exponentCount = r.ReadInt32();
+        if (exponentCount is < 0 or > 10_000)
+        {
+            throw new InvalidDataException($"{exponentCount} activation exponents; the model file is corrupt.");
+        }
+
+        var exponents = new Dictionary<string, int>(StringComparer.Ordinal);
+        for (int i = 0; i < exponentCount; i++)
+        {
+            exponents[ctx.LoadNonEmptyString()] = r.ReadInt32();
+        }
+
         float[] mean = ReadFloats(r);
         float[] std = ReadFloats(r);
         LabelNames labelNames = LabelNames.Load(host, r.BaseStream);
@@ -350,7 +370,7 @@ public sealed class SDfpImageClassificationTransformer : ITransformer, ICanSaveM
         }
 
         var network = new SDfpNetwork(model, inputShape, mean, std);
-        network.Freeze(quantized);
+        network.Freeze(quantized, exponents);
         return new SDfpImageClassificationTransformer(host, network, labelNames, kind, vectorShape, featureColumn, pathColumn,
             scoreColumn, predictedColumn, embeddingColumn, batchSize);
     }

@@ -17,9 +17,12 @@ namespace Microsoft.ML.SDfp.MLNet;
 /// values q·2^e and the layer no longer re-quantises it. Re-quantising grid values is not idempotent for S-DFP with a
 /// positive shift (the largest values saturate again at a lower exponent), so freezing is what makes a saved and
 /// reloaded model score bit-identically.</para>
-/// <para>2. Activations are quantised per image, not per batch: each image gets its own exponent (as if scored alone),
-/// so an image's score never depends on which other rows share its batch. Rounding is nearest-even and the exponent
-/// comes from the current tensor, so scoring is deterministic.</para>
+/// <para>2. Activations use one static exponent per layer, calibrated after training: the training images are run
+/// through the network in batches of the training batch size with the trained activation format (nearest-even,
+/// current amax), and each layer keeps the exponent its batches chose most often. A per-batch exponent would make a
+/// row's score depend on its batch neighbours; a per-image exponent would clip every image's own largest activations
+/// under a positive shift, which the network never saw in training. The static exponent is what the training-time
+/// evaluation used for a typical batch, and it makes scoring deterministic and independent of batching.</para>
 /// </remarks>
 internal sealed class SDfpNetwork : IDisposable
 {
@@ -27,6 +30,7 @@ internal sealed class SDfpNetwork : IDisposable
     private readonly List<Action> _hookRemovers = new();
     private readonly Dictionary<string, QuantizedWeight> _frozen = new(StringComparer.Ordinal);
     private readonly Dictionary<string, float[]> _masterWeights = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _activationExponents = new(StringComparer.Ordinal);
 
     public SDfpNetwork(ResNetModel model, ImageInputShape inputShape, float[] mean, float[] std)
     {
@@ -57,60 +61,118 @@ internal sealed class SDfpNetwork : IDisposable
     /// </summary>
     public IReadOnlyDictionary<string, float[]> MasterWeights => _masterWeights;
 
+    /// <summary>Calibrated static activation exponent of each quantised layer, by module path ("layer1.0.conv1").</summary>
+    public IReadOnlyDictionary<string, int> ActivationExponents => _activationExponents;
+
     /// <summary>The format each layer's weights were trained in, before <see cref="Freeze"/> (policy of the model).</summary>
     public QuantizationPolicy TrainedPolicy => Model.Options.Quantization;
 
     /// <summary>
-    /// Prepares a freshly trained model for scoring: quantise its weights once and switch activations to per-image
-    /// quantisation. Pass <paramref name="loadedWeights"/> when the weights were read from a file (they are then the
-    /// stored integers, already on the grid).
+    /// Prepares a model for scoring: quantise its weights once, fix one activation exponent per layer, and switch the
+    /// layers to those. A freshly trained model passes <paramref name="calibrationImages"/> (normalised training images)
+    /// to calibrate the exponents; a loaded model passes the stored integers and exponents instead.
     /// </summary>
-    public void Freeze(IReadOnlyDictionary<string, QuantizedWeight>? loadedWeights = null, bool keepMasterWeights = false)
+    public void Freeze(IReadOnlyDictionary<string, QuantizedWeight>? loadedWeights = null, IReadOnlyDictionary<string, int>? loadedExponents = null,
+        Tensor? calibrationImages = null, int calibrationBatchSize = 128, bool keepMasterWeights = false)
     {
         Model.eval();
         Model.Telemetry = null;
-        using var noGrad = torch.no_grad();
-        foreach (var (path, module) in Model.named_modules())
+        var layers = new List<(string Path, nn.Module<Tensor, Tensor> Module, QuantizationConfig Config, Action<QuantizationConfig> SetConfig, Func<TensorQuantizer?> Activation)>();
+        using (torch.no_grad())
         {
-            (QuantizationConfig config, TorchSharp.Modules.Parameter weight, Action<QuantizationConfig> setConfig) layer;
-            if (module is QuantizedConv2d conv)
+            foreach (var (path, module) in Model.named_modules())
             {
-                layer = (conv.Config, conv.weight, c => conv.Config = c);
+                (QuantizationConfig config, TorchSharp.Modules.Parameter weight, Action<QuantizationConfig> setConfig, Func<TensorQuantizer?> activation) layer;
+                if (module is QuantizedConv2d conv)
+                {
+                    layer = (conv.Config, conv.weight, c => conv.Config = c, () => conv.Quantizer(TensorRole.Activation));
+                }
+                else if (module is QuantizedLinear linear)
+                {
+                    layer = (linear.Config, linear.weight, c => linear.Config = c, () => linear.Quantizer(TensorRole.Activation));
+                }
+                else
+                {
+                    continue;
+                }
+
+                string parameterName = path + ".weight";
+                if (layer.config.Weight is { } weightFormat)
+                {
+                    if (keepMasterWeights)
+                    {
+                        _masterWeights[parameterName] = layer.weight.detach().contiguous().data<float>().ToArray();
+                    }
+
+                    QuantizedWeight quantized = loadedWeights is not null && loadedWeights.TryGetValue(parameterName, out var stored)
+                        ? stored
+                        : QuantizedWeight.From(layer.weight, InferenceFormat(weightFormat), path);
+                    using Tensor gridValues = quantized.ToTensor();
+                    layer.weight.copy_(gridValues);
+                    _frozen[parameterName] = quantized;
+                }
+
+                // Weights are on the grid now; activations keep the trained format (deterministic variant) for calibration.
+                QuantizationConfig scoring = QuantizationConfig.Fp32 with
+                {
+                    Activation = layer.config.Activation is { } a ? InferenceFormat(a) : null,
+                };
+                layer.setConfig(scoring);
+                if (scoring.Activation is not null)
+                {
+                    layers.Add((path, (nn.Module<Tensor, Tensor>)module, scoring, layer.setConfig, layer.activation));
+                }
             }
-            else if (module is QuantizedLinear linear)
+        }
+
+        if (layers.Count > 0)
+        {
+            if (loadedExponents is not null)
             {
-                layer = (linear.Config, linear.weight, c => linear.Config = c);
+                foreach (var layer in layers)
+                {
+                    _activationExponents[layer.Path] = loadedExponents.TryGetValue(layer.Path, out int e)
+                        ? e
+                        : throw new InvalidDataException($"The model file has no activation exponent for layer '{layer.Path}'; it is corrupt.");
+                }
             }
             else
             {
-                continue;
+                Calibrate(layers.Select(l => (l.Path, l.Activation)).ToList(), calibrationImages
+                    ?? throw new InvalidOperationException("A quantised model needs calibration images to fix its activation exponents."), calibrationBatchSize);
             }
 
-            string parameterName = path + ".weight";
-            if (layer.config.Weight is { } weightFormat)
+            foreach (var layer in layers)
             {
-                if (keepMasterWeights)
-                {
-                    _masterWeights[parameterName] = layer.weight.detach().contiguous().data<float>().ToArray();
-                }
-
-                QuantizedWeight quantized = loadedWeights is not null && loadedWeights.TryGetValue(parameterName, out var stored)
-                    ? stored
-                    : QuantizedWeight.From(layer.weight, InferenceFormat(weightFormat), path);
-                using Tensor gridValues = quantized.ToTensor();
-                layer.weight.copy_(gridValues);
-                _frozen[parameterName] = quantized;
-            }
-
-            if (layer.config.Activation is { } activationFormat)
-            {
-                DfpFormat perImage = InferenceFormat(activationFormat);
-                var hook = ((nn.Module<Tensor, Tensor>)module).register_forward_pre_hook((_, input) => QuantizePerImage(input, perImage, path));
+                DfpFormat format = layer.Config.Activation!;
+                int exponent = _activationExponents[layer.Path];
+                layer.SetConfig(QuantizationConfig.Fp32);
+                var hook = layer.Module.register_forward_pre_hook((_, input) => QuantizeWithExponent(input, format, exponent));
                 _hookRemovers.Add(hook.remove);
             }
+        }
+    }
 
-            // Weights are on the grid already and activations are quantised by the hook; errors need no quantiser in eval.
-            layer.setConfig(QuantizationConfig.Fp32);
+    private void Calibrate(IReadOnlyList<(string Path, Func<TensorQuantizer?> Activation)> layers, Tensor images, int batchSize)
+    {
+        var votes = layers.ToDictionary(l => l.Path, _ => new Dictionary<int, int>());
+        long count = images.shape[0];
+        for (long start = 0; start < count; start += batchSize)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            Model.call(images.slice(0, start, Math.Min(count, start + batchSize), 1));
+            foreach (var (path, activation) in layers)
+            {
+                int exponent = activation()!.LastExponent;
+                votes[path][exponent] = votes[path].GetValueOrDefault(exponent) + 1;
+            }
+        }
+
+        foreach (var (path, tally) in votes)
+        {
+            // The exponent most batches chose; on a tie the larger one (more headroom, less clipping).
+            _activationExponents[path] = tally.OrderByDescending(kv => kv.Value).ThenByDescending(kv => kv.Key).First().Key;
         }
     }
 
@@ -160,58 +222,15 @@ internal sealed class SDfpNetwork : IDisposable
         trained with { Rounding = RoundingMode.NearestEven, ExponentSource = ExponentSource.Current };
 
     /// <summary>
-    /// Fake-quantises each image of the batch with its own exponent. For fixed-shift formats this is one vectorised
-    /// pass (per-image amax, exponent from <see cref="Dfp.Exponent"/>, round half to even, clamp); auto shift, which
-    /// searches a shift per tensor, goes image by image through a quantiser.
+    /// Fake-quantises <paramref name="input"/> on the grid of one fixed exponent: clamp(round(x / 2^e), qmin, qmax) · 2^e,
+    /// rounding half to even. Division and multiplication by a power of two are exact.
     /// </summary>
-    internal static Tensor QuantizePerImage(Tensor input, DfpFormat format, string layer)
+    internal static Tensor QuantizeWithExponent(Tensor input, DfpFormat format, int exponent)
     {
-        long n = input.shape[0];
-        if (format.AutoShift)
-        {
-            Tensor[] images = input.unbind(0);
-            var quantized = new Tensor[n];
-            for (int i = 0; i < n; i++)
-            {
-                quantized[i] = QuantizeOne(images[i], format, layer);
-            }
-
-            return torch.stack(quantized, 0);
-        }
-
         using var scope = torch.NewDisposeScope();
-        float[] amax = input.detach().abs().reshape(n, -1).amax(1).contiguous().data<float>().ToArray();
-        var scales = new float[n];
-        for (int i = 0; i < n; i++)
-        {
-            if (!float.IsFinite(amax[i]))
-            {
-                // Let the numerics layer report the non-finite values (it names the count).
-                return QuantizeOne(input[i], format, layer).MoveToOuterDisposeScope();
-            }
-
-            scales[i] = MathF.ScaleB(1f, Dfp.Exponent(amax[i], format, format.Shift));
-        }
-
-        long[] shape = new long[input.dim()];
-        Array.Fill(shape, 1L);
-        shape[0] = n;
-        Tensor scale = torch.tensor(scales).reshape(shape);
-        // Division and multiplication by a power of two are exact, so q · 2^e is exactly the grid value.
+        float scale = MathF.ScaleB(1f, exponent);
         Tensor q = torch.round(input / scale).clamp((float)format.QMin, (float)format.QMax);
         return (q * scale).MoveToOuterDisposeScope();
-    }
-
-    private static Tensor QuantizeOne(Tensor x, DfpFormat format, string layer)
-    {
-        if (!format.AutoShift)
-        {
-            return Dfp.FakeQuantize(x, format);
-        }
-
-        // Auto shift picks s from the tensor itself; a fresh quantiser per image keeps no state between images.
-        using var quantizer = new TensorQuantizer(layer, TensorRole.Activation, format);
-        return quantizer.FakeQuantize(x);
     }
 
     public void Dispose()
