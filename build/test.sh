@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash build/setup.sh
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
+# libtorch's OpenMP threads spin while idle; on a shared 2-core machine that slowed training ~10x.
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 
 results=$(mktemp -d)
 trap 'rm -rf "$results"' EXIT

@@ -3,6 +3,7 @@ using Xunit;
 
 namespace Microsoft.ML.SDfp.Training.Tests.Training;
 
+[Collection(GlobalGeneratorCollection.Name)]
 public sealed class ImageClassifierTrainerReproducibilityTests
 {
     public ImageClassifierTrainerReproducibilityTests() => Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
