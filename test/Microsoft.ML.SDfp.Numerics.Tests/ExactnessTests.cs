@@ -112,6 +112,33 @@ public class ExactnessTests : TorchTests
             }
     }
 
+    [Theory]
+    [InlineData(1024, 8, 8, true)]
+    [InlineData(1025, 8, 8, false)]
+    [InlineData(576, 8, 8, true)]
+    [InlineData(576, 12, 8, false)] // 576 · 2^18 > 2^24
+    [InlineData(64, 12, 8, true)]   // 64 · 2^18 = 2^24
+    [InlineData(1, 16, 16, false)]  // a single 16×16-bit product already needs 30 bits
+    public void Exactness_bound_is_K_times_two_to_the_bits_minus_two_within_two_to_the_24(long k, int bitsA, int bitsW, bool exact)
+    {
+        Assert.Equal(exact, Dfp.IsExactFp32Accumulation(k, DfpFormat.Dfp(bitsA), DfpFormat.Dfp(bitsW)));
+        Assert.False(Dfp.IsExactFp32Accumulation(k, null, DfpFormat.Dfp(bitsW)));
+    }
+
+    [Fact]
+    public void Layers_say_whether_their_forward_is_exact()
+    {
+        var s8 = QuantizationConfig.Uniform(DfpFormat.SDfp(8, 1));
+        using var resnetConv = new QuantizedConv2d("a", 64, 64, 3, config: s8);     // K = 576
+        using var wideConv = new QuantizedConv2d("b", 128, 128, 3, config: s8);     // K = 1152
+        using var fp32Conv = new QuantizedConv2d("c", 16, 16, 3);
+        using var fc = new QuantizedLinear("fc", 64, 10, config: s8);
+        Assert.True(resnetConv.IsForwardExact);
+        Assert.False(wideConv.IsForwardExact);
+        Assert.False(fp32Conv.IsForwardExact);
+        Assert.True(fc.IsForwardExact);
+    }
+
     private static long[] Conv2dInt64(long[] a, long[] w, int batch, int cin, int h, int wd, int cout, int k, int pad)
     {
         var ho = h + 2 * pad - k + 1;

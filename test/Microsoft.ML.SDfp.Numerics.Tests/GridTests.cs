@@ -168,6 +168,22 @@ public class GridTests : TorchTests
         AssertExactlyEqual(q32, q64.to_type(ScalarType.Float32));
     }
 
+    [Theory]
+    [InlineData(1e-40f)]  // subnormal: the natural exponent (-139) has no FP32 scale 2^139
+    [InlineData(3e38f)]   // near FP32's maximum
+    public void Extreme_magnitudes_quantise_without_overflow_or_nan(float amax)
+    {
+        var format = DfpFormat.SDfp(8, -2);
+        using var x = tensor(new[] { amax, -amax / 2, 0f });
+        using var q = Dfp.FakeQuantize(x, format);
+        var values = Values(q);
+        Assert.All(values, v => Assert.True(float.IsFinite(v)));
+        var exponent = Dfp.Exponent(amax, format, -2);
+        Assert.InRange(exponent, Dfp.MinExponent, Dfp.MaxExponent);
+        // Nothing saturates: the clamp on the exponent only ever coarsens the grid.
+        Assert.True(amax <= format.QMax * Math.ScaleB(1, exponent));
+    }
+
     [Fact]
     public void Integer_tensors_are_rejected_with_the_parameter_named()
     {

@@ -31,6 +31,26 @@ public class LayerTests : TorchTests
     }
 
     [Fact]
+    public void Quantized_backward_gives_the_same_gradients_as_a_plain_backward()
+    {
+        var config = QuantizationConfig.Uniform(DfpFormat.SDfp(8, 1)) with { WeightGradient = DfpFormat.Dfp(8) };
+        using var a = new QuantizedConv2d("a", 3, 4, 3, bias: true, config: config);
+        using var b = new QuantizedConv2d("b", 3, 4, 3, bias: true, config: config);
+        b.load_state_dict(a.state_dict());
+        using var x = Random(1, 2, 3, 6, 6);
+        using var x1 = x.clone().requires_grad_();
+        using var x2 = x.clone().requires_grad_();
+        using var g = Random(2, 2, 4, 4, 4);
+        using (var l1 = (a.forward(x1) * g).sum())
+            l1.backward();
+        using (var l2 = (b.forward(x2) * g).sum())
+            QuantizedBackward.Backward(l2);
+        AssertExactlyEqual(x1.grad!, x2.grad!);
+        AssertExactlyEqual(a.weight.grad!, b.weight.grad!);
+        AssertExactlyEqual(a.bias!.grad!, b.bias!.grad!);
+    }
+
+    [Fact]
     public void Bias_gradient_is_the_sum_of_the_quantised_error()
     {
         var format = DfpFormat.Dfp(8);
@@ -61,6 +81,29 @@ public class LayerTests : TorchTests
         using var wgrad = qg.t().matmul(qa);
         using var expected = Dfp.FakeQuantize(wgrad, wg);
         AssertExactlyEqual(expected, linear.weight.grad!);
+    }
+
+    [Fact]
+    public void Linear_accepts_batched_sequences_and_quantises_their_error_once()
+    {
+        var format = DfpFormat.SDfp(8, 1);
+        using var linear = new QuantizedLinear("fc", 6, 5, config: QuantizationConfig.Uniform(format));
+        using var x = Random(1, 2, 3, 6).requires_grad_();
+        using var y = linear.forward(x);
+        Assert.Equal(new long[] { 2, 3, 5 }, y.shape);
+        using var g = Random(2, y.shape);
+        y.backward([g]);
+        Assert.Equal(1, linear.Quantizer(TensorRole.Error)!.Count);
+
+        using var qa = Dfp.FakeQuantize(x.detach(), format).requires_grad_();
+        using var qw = Dfp.FakeQuantize(linear.weight.detach(), format).requires_grad_();
+        using var b = linear.bias!.detach().clone().requires_grad_();
+        using var reference = nn.functional.linear(qa, qw, b);
+        AssertExactlyEqual(reference, y);
+        reference.backward([Dfp.FakeQuantize(g, format)]);
+        AssertExactlyEqual(qa.grad!, x.grad!);
+        AssertExactlyEqual(qw.grad!, linear.weight.grad!);
+        AssertExactlyEqual(b.grad!, linear.bias!.grad!);
     }
 
     [Fact]

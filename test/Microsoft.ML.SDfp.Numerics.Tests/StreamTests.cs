@@ -93,6 +93,20 @@ public class StreamTests : TorchTests
     }
 
     [Fact]
+    public void Nan_in_a_layer_input_is_reported_in_forward_with_layer_and_role()
+    {
+        using var linear = new QuantizedLinear("head.fc", 4, 2, config: QuantizationConfig.Uniform(DfpFormat.Dfp(8)));
+        using var x = tensor(new[,] { { 1f, float.PositiveInfinity, 0f, 2f } }).requires_grad_();
+        var e = Assert.Throws<NonFiniteTensorException>(() => linear.forward(x));
+        Assert.Equal(("head.fc", TensorRole.Activation, 1L), (e.Layer, e.Role, e.NonFiniteCount));
+        using (no_grad())
+            linear.weight[0, 0] = tensor(float.NaN);
+        using var finite = ones(1, 4);
+        var w = Assert.Throws<NonFiniteTensorException>(() => linear.forward(finite));
+        Assert.Equal(("head.fc", TensorRole.Weight), (w.Layer, w.Role));
+    }
+
+    [Fact]
     public void A_plain_backward_that_hit_nan_fails_and_the_next_forward_names_the_layer()
     {
         using var conv = new QuantizedConv2d("conv9", 2, 3, 3, config: QuantizationConfig.Uniform(DfpFormat.Dfp(8)));
@@ -137,6 +151,18 @@ public class StreamTests : TorchTests
         Assert.True(mse[chosen] <= 1.5 * mse.Min(), $"chose s={chosen} with MSE {mse[chosen]}, best {mse.Min()}");
         Assert.Equal(chosen, telemetry.Records[^1].Shift);
         Assert.Equal(Dfp.Exponent(auto.LastAmax, format, chosen), auto.LastExponent);
+    }
+
+    [Fact]
+    public void Stateless_quantisation_applies_auto_shift_too()
+    {
+        using var x = Laplace(4, 20_000);
+        var format = DfpFormat.Auto(4) with { AutoShiftMax = 6 };
+        using var quantizer = new TensorQuantizer("l", TensorRole.Error, format);
+        using var expected = quantizer.FakeQuantize(x);
+        using var actual = Dfp.FakeQuantize(x, format);
+        Assert.True(quantizer.LastShift > 0);
+        AssertExactlyEqual(expected, actual);
     }
 
     [Fact]

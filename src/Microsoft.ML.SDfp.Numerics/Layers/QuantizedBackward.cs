@@ -18,7 +18,12 @@ namespace Microsoft.ML.SDfp.Numerics.Layers;
 /// </remarks>
 public static class QuantizedBackward
 {
-    /// <summary>Runs <c>loss.backward()</c>; a failure inside a quantised layer's backward is rethrown as itself.</summary>
+    /// <summary>
+    /// Runs <c>loss.backward()</c>; a failure inside a quantised layer's backward is rethrown as itself. The managed
+    /// wrappers TorchSharp creates for gradients passing through custom autograd functions (and the quantised errors)
+    /// are released as soon as the backward returns instead of at the end of the caller's dispose scope or at the next
+    /// garbage collection; the parameters' accumulated gradients are unaffected.
+    /// </summary>
     /// <param name="loss">The scalar loss.</param>
     /// <exception cref="NonFiniteTensorException">A quantised layer's error tensor held NaN/Inf (names layer and role).</exception>
     public static void Backward(Tensor loss)
@@ -27,6 +32,7 @@ public static class QuantizedBackward
         BackwardErrors.Take(); // A stale failure from an earlier, unchecked backward must not be blamed on this one.
         try
         {
+            using var scope = NewDisposeScope();
             loss.backward();
         }
         catch (Exception) when (BackwardErrors.HasPending)

@@ -101,6 +101,13 @@ public sealed class QuantizedConv2d : nn.Module<Tensor, Tensor>
         set => _quantizers.Telemetry = value;
     }
 
+    /// <summary>
+    /// Whether the forward GEMM is exact under the current <see cref="Config"/>: K = in/groups · k · k products of the
+    /// quantised operands sum without rounding in FP32 (see <see cref="Dfp.IsExactFp32Accumulation"/>).
+    /// </summary>
+    public bool IsForwardExact =>
+        Dfp.IsExactFp32Accumulation(InChannels / _groups * KernelSize * KernelSize, Config.Activation, Config.Weight);
+
     /// <summary>The quantiser of <paramref name="role"/>, or null when that role is FP32 (exposes exponents and histories).</summary>
     /// <param name="role">The tensor role.</param>
     public TensorQuantizer? Quantizer(TensorRole role) => _quantizers.For(role);

@@ -68,6 +68,12 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
         set => _quantizers.Telemetry = value;
     }
 
+    /// <summary>
+    /// Whether the forward GEMM is exact under the current <see cref="Config"/>: K = in products of the quantised
+    /// operands sum without rounding in FP32 (see <see cref="Dfp.IsExactFp32Accumulation"/>).
+    /// </summary>
+    public bool IsForwardExact => Dfp.IsExactFp32Accumulation(InFeatures, Config.Activation, Config.Weight);
+
     /// <summary>The quantiser of <paramref name="role"/>, or null when that role is FP32.</summary>
     /// <param name="role">The tensor role.</param>
     public TensorQuantizer? Quantizer(TensorRole role) => _quantizers.For(role);

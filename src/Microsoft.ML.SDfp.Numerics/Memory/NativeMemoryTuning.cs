@@ -10,8 +10,8 @@ namespace Microsoft.ML.SDfp.Numerics;
 /// libtorch allocates CPU tensors with malloc. By default glibc hands large freed blocks back to the kernel (mmap
 /// threshold, heap trimming), so the next step's tensor of the same size page-faults on every 4 KiB page as it is first
 /// written. On the shared 2-core reference machine that churn cost more than the quantisation arithmetic itself: a
-/// quantised conv layer that keeps two extra activation-sized buffers alive measured 1.25× the FP32 layer with the
-/// default allocator and 1.08× with freed memory retained (layer benchmark, <c>--retain-memory</c>).
+/// quantised conv layer that keeps two extra activation-sized buffers alive measured 1.19–1.34× the FP32 layer with the
+/// default allocator and 1.04–1.07× with freed memory retained (layer benchmark, <c>--retain-memory</c>).
 /// </para>
 /// <para>
 /// The setting is process-wide and makes the process keep its peak heap, so it is never applied implicitly; call

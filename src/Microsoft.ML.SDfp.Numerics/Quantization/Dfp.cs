@@ -38,25 +38,44 @@ public static class Dfp
 
     /// <summary>Quantises <paramref name="x"/> to integers plus one exponent, from its current amax.</summary>
     /// <param name="x">A floating-point tensor.</param>
-    /// <param name="format">Number format; its shift applies (auto shift and delayed exponents need a <see cref="TensorQuantizer"/>).</param>
+    /// <param name="format">Number format; its shift applies, or under auto shift the shift chosen for this tensor. The exponent always comes from x itself (a delayed exponent needs the history a <see cref="TensorQuantizer"/> keeps).</param>
     /// <param name="generator">Random source for stochastic rounding; null uses torch's default generator.</param>
     /// <exception cref="ArgumentException"><paramref name="x"/> holds NaN or ±Inf (the message gives the count).</exception>
     public static DfpTensor Quantize(Tensor x, DfpFormat format, Generator? generator = null)
     {
-        var exponent = PrepareCurrent(x, format);
+        var exponent = PrepareCurrent(x, format, out _);
         using var q = QuantizationKernel.Integers(x, exponent, format, generator, collect: false, out _);
         return new DfpTensor(q.to_type(IntegerType(format)), exponent, format);
     }
 
     /// <summary>Quantises <paramref name="x"/> and returns the FP32 grid values q · 2^e it stands for (fake quantisation).</summary>
     /// <param name="x">A floating-point tensor.</param>
-    /// <param name="format">Number format; its shift applies.</param>
+    /// <param name="format">Number format; its shift applies, or under auto shift the shift chosen for this tensor. The exponent always comes from x itself.</param>
     /// <param name="generator">Random source for stochastic rounding; null uses torch's default generator.</param>
     /// <exception cref="ArgumentException"><paramref name="x"/> holds NaN or ±Inf (the message gives the count).</exception>
     public static Tensor FakeQuantize(Tensor x, DfpFormat format, Generator? generator = null)
     {
-        var exponent = PrepareCurrent(x, format);
+        var exponent = PrepareCurrent(x, format, out _);
         return QuantizationKernel.FakeQuantize(x, exponent, format, generator, collect: false, out _);
+    }
+
+    /// <summary>
+    /// Whether an FP32 GEMM over <paramref name="k"/> products of operands in these formats is exact, i.e. equals the
+    /// integer dot product times 2^(eA+eW): every partial sum is an integer of magnitude at most
+    /// K · |qmin_A| · |qmin_W| = K · 2^(bitsA+bitsW−2), and FP32 holds every integer up to 2^24.
+    /// At 8 bits this allows K ≤ 1024 (a 3×3 conv over 113 channels or fewer). Beyond it the layer output is the FP32
+    /// rounding of the exact sum, as in any FP32 GEMM.
+    /// </summary>
+    /// <param name="k">Reduction length: in/groups · k · k for a conv, in for a linear layer.</param>
+    /// <param name="activation">Format of the activations, or null when FP32 (then never exact).</param>
+    /// <param name="weight">Format of the weights, or null when FP32 (then never exact).</param>
+    public static bool IsExactFp32Accumulation(long k, DfpFormat? activation, DfpFormat? weight)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(k);
+        if (activation is null || weight is null)
+            return false;
+        var bits = activation.Bits + weight.Bits - 2;
+        return bits <= 24 && k <= (1L << (24 - bits));
     }
 
     /// <summary>The integer dtype <see cref="Quantize"/> stores a format's integers in.</summary>
@@ -70,7 +89,8 @@ public static class Dfp
             throw new ArgumentException($"Only floating-point tensors can be quantised; '{parameter}' has dtype {x.dtype}.", parameter);
     }
 
-    private static int PrepareCurrent(Tensor x, DfpFormat format)
+    /// <summary>The exponent from x's own amax, with the format's shift or, under auto shift, the chosen one.</summary>
+    private static int PrepareCurrent(Tensor x, DfpFormat format, out int shift)
     {
         CheckFloating(x, nameof(x));
         ArgumentNullException.ThrowIfNull(format);
@@ -80,7 +100,8 @@ public static class Dfp
             throw new ArgumentException(
                 $"Tensor contains {QuantizationKernel.CountNonFinite(x)} NaN/Inf values (of {x.numel()}); quantising would hide them.",
                 nameof(x));
-        return Exponent(amax, format, format.Shift);
+        shift = format.AutoShift ? AutoShift.Choose(x, amax, amax, format) : format.Shift;
+        return Exponent(amax, format, shift);
     }
 
     /// <summary>Smallest integer e with amax ≤ qmax · 2^e. qmax · 2^e is exact in double, so the comparisons are too.</summary>

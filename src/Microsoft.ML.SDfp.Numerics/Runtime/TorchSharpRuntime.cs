@@ -50,21 +50,29 @@ public static class TorchSharpRuntime
         }
     }
 
-#pragma warning disable CA2255 // A module initializer is the one hook that runs before any SDfp type calls torch.
-    [ModuleInitializer]
-    internal static void InitializeModule()
+    /// <summary>
+    /// Like <see cref="EnsureLoaded"/>, but reports failure instead of throwing: for module
+    /// initializers, where an exception would surface only as an opaque
+    /// <see cref="TypeInitializationException"/>. The next <see cref="EnsureLoaded"/> call
+    /// rethrows the clear message.
+    /// </summary>
+    /// <returns>Whether the native library is ready.</returns>
+    public static bool TryEnsureLoaded()
     {
         try
         {
             EnsureLoaded();
+            return true;
         }
         catch (NativeLoadException)
         {
-            // Throwing from a module initializer poisons the whole assembly with an opaque
-            // TypeInitializationException. Leave the report unset so the next explicit call
-            // (which TorchSharpRuntime.EnsureLoaded callers make) rethrows the clear message.
+            return false;
         }
     }
+
+#pragma warning disable CA2255 // A module initializer is the one hook that runs before any SDfp type calls torch.
+    [ModuleInitializer]
+    internal static void InitializeModule() => TryEnsureLoaded();
 #pragma warning restore CA2255
 
     private static NativeLoadReport Prepare()
