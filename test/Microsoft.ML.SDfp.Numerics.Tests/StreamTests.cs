@@ -180,4 +180,17 @@ public class StreamTests : TorchTests
         using var ___ = loose.FakeQuantize(x);
         Assert.Equal(free.LastShift, loose.LastShift);
     }
+
+    [Fact]
+    public void Auto_shift_samples_every_pixel_position_of_an_activation_not_one_per_plane()
+    {
+        // [256, 16, 28, 28] has numel / 4096 = 28·28: a fixed stride would see one pixel position only.
+        using var position = arange(28 * 28, dtype: ScalarType.Float32).reshape(1, 1, 28, 28);
+        using var x = position.expand(256, 16, 28, 28).contiguous();
+
+        var sample = AutoShift.Sample(x, TensorQuantizer.AutoShiftSampleSize);
+
+        Assert.Equal(TensorQuantizer.AutoShiftSampleSize, sample.Length);
+        Assert.True(sample.Distinct().Count() > 700, $"the sample covers only {sample.Distinct().Count()} of 784 pixel positions");
+    }
 }

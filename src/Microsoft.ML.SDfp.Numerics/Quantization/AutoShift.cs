@@ -73,13 +73,29 @@ internal static class AutoShift
         return (error, saturated, maxError * maxError, yMax > qmax ? 1 : 0);
     }
 
+    /// <summary>
+    /// Up to <paramref name="size"/> elements spread over the whole tensor by a golden-ratio (Weyl) sequence.
+    /// </summary>
+    /// <remarks>
+    /// A fixed stride aliases with the tensor's layout: for a [256, 16, 28, 28] activation, numel / 4096 is exactly
+    /// 28·28, so every sample was the same pixel of each plane and the chosen shift was fitted to image corners.
+    /// The Weyl sequence has no period, so it cannot lock onto any dimension, and it stays deterministic.
+    /// </remarks>
     internal static float[] Sample(Tensor x, int size)
     {
         using var scope = NewDisposeScope();
         var flat = x.reshape(-1);
         var n = flat.shape[0];
-        var stride = Math.Max(1, n / size);
-        var picked = stride == 1 ? flat : flat.slice(0, 0, n, stride);
-        return picked.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+        if (n <= size)
+            return flat.to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
+        const double goldenRatioConjugate = 0.6180339887498949;
+        var indices = new long[size];
+        for (var i = 0; i < size; i++)
+        {
+            var position = (i + 0.5) * goldenRatioConjugate;
+            indices[i] = Math.Min(n - 1, (long)((position - Math.Floor(position)) * n));
+        }
+        using var index = tensor(indices, ScalarType.Int64);
+        return flat.index_select(0, index).to_type(ScalarType.Float32).contiguous().data<float>().ToArray();
     }
 }
