@@ -1,3 +1,4 @@
+using Microsoft.ML.SDfp.Numerics.IO;
 using Microsoft.ML.SDfp.Numerics;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
 using ScottPlot;
@@ -105,5 +106,5 @@ internal static class ResultsPlots
     }
 
     private static void Save(Plot plot, string folder, string file, int width = Width) =>
-        AtomicFile.Write(Path.Combine(folder, file), temp => plot.SavePng(temp, width, Height));
+        AtomicFile.WriteVia(Path.Combine(folder, file), temp => plot.SavePng(temp, width, Height));
 }

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using Microsoft.ML.SDfp.Numerics.IO;
 
 namespace Microsoft.ML.SDfp.Numerics.Runtime;
 
@@ -167,11 +168,8 @@ public static class TorchSharpRuntime
         {
             if (File.Exists(target) && File.ReadAllBytes(target).AsSpan().SequenceEqual(patched))
                 return (target, false);
-            Directory.CreateDirectory(folder);
-            // Another process may be writing the same copy: write privately, then rename over.
-            var temp = Path.Combine(folder, $"{LibraryFile}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
-            File.WriteAllBytes(temp, patched);
-            File.Move(temp, target, overwrite: true);
+            // Another process may be writing the same copy: each writes privately, then renames over.
+            AtomicFile.WriteAllBytes(target, patched);
             return (target, true);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)

@@ -1,3 +1,4 @@
+using Microsoft.ML.SDfp.Numerics.IO;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;

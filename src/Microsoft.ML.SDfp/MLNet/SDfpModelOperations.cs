@@ -1,4 +1,5 @@
 using Microsoft.ML.SDfp.MLNet;
+using Microsoft.ML.SDfp.Numerics.IO;
 
 namespace Microsoft.ML;
 
@@ -23,27 +24,7 @@ public static class SDfpModelOperations
         ArgumentNullException.ThrowIfNull(catalog);
         ArgumentNullException.ThrowIfNull(model);
         ArgumentException.ThrowIfNullOrWhiteSpace(filePath);
-        string fullPath = Path.GetFullPath(filePath);
-        string directory = Path.GetDirectoryName(fullPath) ?? ".";
-        Directory.CreateDirectory(directory);
-        string temp = Path.Combine(directory, $".{Path.GetFileName(fullPath)}.{Guid.NewGuid():N}.tmp");
-        try
-        {
-            using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
-            {
-                catalog.Save(model, inputSchema, stream);
-                stream.Flush(flushToDisk: true);
-            }
-
-            File.Move(temp, fullPath, overwrite: true);
-        }
-        finally
-        {
-            if (File.Exists(temp))
-            {
-                File.Delete(temp);
-            }
-        }
+        AtomicFile.Write(filePath, stream => catalog.Save(model, inputSchema, stream));
     }
 
     /// <summary>
