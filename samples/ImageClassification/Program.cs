@@ -5,7 +5,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.SDfp.MLNet;
 
 // Model Builder-style image classification with an S-DFP8 ResNet-20:
-//   dotnet run --project samples/ImageClassification -c Release -- [--data DIR] [--epochs N] [--train-limit N] [--format SDfp|Dfp|AutoShift|Fp32] [--model model.zip]
+//   dotnet run --project samples/ImageClassification -c Release -- [--data DIR] [--epochs N] [--train-limit N] [--format SDfp|Dfp|AutoShift|Fp32] [--model model.zip] [--augmentation]
 // TorchSharp's native library needs a one-time fix-up on some Linux distributions before the first torch call.
 Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
 // A training app may keep its peak heap: glibc otherwise returns the large freed tensor buffers to the kernel and
@@ -44,6 +44,10 @@ var options = new SDfpImageClassificationTrainer.Options
     BatchSize = 128,
     LearningRate = 0.1,
     ValidationSetFraction = 0.05,
+    // Off by default here: within a 4-epoch budget, crop + flip slowed convergence (measured on the full data:
+    // 3 epochs 86.91 % with, 88.13 % without), so this sample trades them for accuracy in ten minutes.
+    RandomCrop = settings.Augment,
+    HorizontalFlip = settings.Augment,
 };
 
 var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
@@ -68,11 +72,11 @@ ml.Model.SaveAtomically(model, train.Schema, settings.ModelPath);
 Console.WriteLine($"Saved {settings.ModelPath} ({new FileInfo(settings.ModelPath).Length / 1024} KiB). Training took {trainingTime:mm\\:ss}, total {clock.Elapsed:mm\\:ss}.");
 return 0;
 
-internal sealed record Settings(string DataDirectory, int Epochs, int? TrainLimit, SDfpNumberFormat Format, string ModelPath)
+internal sealed record Settings(string DataDirectory, int Epochs, int? TrainLimit, SDfpNumberFormat Format, string ModelPath, bool Augment = false)
 {
     public static Settings Parse(string[] args)
     {
-        var s = new Settings(Path.Combine(Environment.CurrentDirectory, "data", "fashion-mnist-images"), 3, null, SDfpNumberFormat.SDfp, "model.zip");
+        var s = new Settings(Path.Combine(Environment.CurrentDirectory, "data", "fashion-mnist-images"), 4, null, SDfpNumberFormat.SDfp, "model.zip");
         for (int i = 0; i < args.Length; i++)
         {
             string Value() => i + 1 < args.Length ? args[++i] : throw new ArgumentException($"Option {args[i]} needs a value.");
@@ -83,7 +87,8 @@ internal sealed record Settings(string DataDirectory, int Epochs, int? TrainLimi
                 "--train-limit" => s with { TrainLimit = int.Parse(Value(), System.Globalization.CultureInfo.InvariantCulture) },
                 "--format" => s with { Format = Enum.Parse<SDfpNumberFormat>(Value(), ignoreCase: true) },
                 "--model" => s with { ModelPath = Path.GetFullPath(Value()) },
-                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --data DIR, --epochs N, --train-limit N, --format SDfp|Dfp|AutoShift|Fp32, --model PATH."),
+                "--augmentation" => s with { Augment = true },
+                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --data DIR, --epochs N, --train-limit N, --format SDfp|Dfp|AutoShift|Fp32, --model PATH, --augmentation."),
             };
         }
 
