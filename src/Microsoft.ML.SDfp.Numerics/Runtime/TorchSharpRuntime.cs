@@ -89,8 +89,18 @@ public static class TorchSharpRuntime
             return new(NativeLoadAction.Disabled, original, null, Array.Empty<string>(), null);
 
         var libstdcxx = FindLoadedLibStdCxx();
-        var image = ElfImage.Load(original);
-        var provided = ElfImage.Load(libstdcxx).Definitions;
+        ElfImage image;
+        IReadOnlyList<string> provided;
+        try
+        {
+            image = ElfImage.Load(original);
+            provided = ElfImage.Load(libstdcxx).Definitions;
+        }
+        catch (InvalidDataException e)
+        {
+            // A damaged package file must surface with this type, which the module initializers defer.
+            throw new NativeLoadException($"{e.Message} Delete the package folder from the NuGet cache and run 'dotnet restore' again.", e);
+        }
         var missing = ElfVersionPatcher.Unsatisfied(image, LibStdCxx, provided);
         if (missing.Count == 0)
             return new(NativeLoadAction.NotNeeded, original, original, Array.Empty<string>(), libstdcxx);
