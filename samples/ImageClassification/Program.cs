@@ -5,7 +5,7 @@ using Microsoft.ML.Data;
 using Microsoft.ML.SDfp.MLNet;
 
 // Model Builder-style image classification with an S-DFP8 ResNet-20:
-//   dotnet run --project samples/ImageClassification -c Release -- [--data DIR] [--epochs N] [--train-limit N] [--format SDfp|Dfp|AutoShift|Fp32] [--model model.zip] [--augmentation] [--lr 0.1]
+//   dotnet run --project samples/ImageClassification -c Release -- [--data DIR] [--epochs N] [--train-limit N] [--format SDfp|Dfp|AutoShift|Fp32] [--model model.zip] [--augmentation] [--lr 0.1] [--batch-size 128]
 // TorchSharp's native library needs a one-time fix-up on some Linux distributions before the first torch call.
 Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
 // A training app may keep its peak heap: glibc otherwise returns the large freed tensor buffers to the kernel and
@@ -41,7 +41,7 @@ var options = new SDfpImageClassificationTrainer.Options
     Epochs = settings.Epochs,
     ImageWidth = 28,
     ImageHeight = 28,
-    BatchSize = 128,
+    BatchSize = settings.BatchSize,
     LearningRate = settings.LearningRate,
     ValidationSetFraction = 0.05,
     // Off by default here: within a 4-epoch budget, crop + flip slowed convergence (measured on the full data:
@@ -72,7 +72,7 @@ ml.Model.SaveAtomically(model, train.Schema, settings.ModelPath);
 Console.WriteLine($"Saved {settings.ModelPath} ({new FileInfo(settings.ModelPath).Length / 1024} KiB). Training took {trainingTime:mm\\:ss}, total {clock.Elapsed:mm\\:ss}.");
 return 0;
 
-internal sealed record Settings(string DataDirectory, int Epochs, int? TrainLimit, SDfpNumberFormat Format, string ModelPath, bool Augment = false, double LearningRate = 0.1)
+internal sealed record Settings(string DataDirectory, int Epochs, int? TrainLimit, SDfpNumberFormat Format, string ModelPath, bool Augment = false, double LearningRate = 0.1, int BatchSize = 128)
 {
     public static Settings Parse(string[] args)
     {
@@ -88,8 +88,9 @@ internal sealed record Settings(string DataDirectory, int Epochs, int? TrainLimi
                 "--format" => s with { Format = Enum.Parse<SDfpNumberFormat>(Value(), ignoreCase: true) },
                 "--model" => s with { ModelPath = Path.GetFullPath(Value()) },
                 "--augmentation" => s with { Augment = true },
+                "--batch-size" => s with { BatchSize = int.Parse(Value(), System.Globalization.CultureInfo.InvariantCulture) },
                 "--lr" => s with { LearningRate = double.Parse(Value(), System.Globalization.CultureInfo.InvariantCulture) },
-                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --data DIR, --epochs N, --train-limit N, --format SDfp|Dfp|AutoShift|Fp32, --model PATH, --augmentation, --lr X."),
+                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --data DIR, --epochs N, --train-limit N, --format SDfp|Dfp|AutoShift|Fp32, --model PATH, --augmentation, --lr X, --batch-size N."),
             };
         }
 
