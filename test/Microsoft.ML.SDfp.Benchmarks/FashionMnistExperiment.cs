@@ -40,7 +40,7 @@ internal static class FashionMnistExperiment
         torch.set_num_threads(options.Threads);
         var started = DateTime.UtcNow;
         var command = "dotnet run -c Release --project test/Microsoft.ML.SDfp.Benchmarks -- fashion-mnist " + string.Join(' ', args);
-        Log($"fashion-mnist, {options.Mode} mode: {options.TrainSize} training images, {options.Epochs} epochs, seed {options.Seed}, {options.Threads} threads, commit {GitCommit.Value}");
+        Log($"fashion-mnist, {options.Mode} mode: {options.TrainSize} training images, {options.Epochs} epochs, augmentation {(options.Augmentation ? "on" : "off")}, seed {options.Seed}, {options.Threads} threads, commit {GitCommit.Value}");
 
         using var train = FashionMnist.LoadTrain(options.DataDirectory, options.TrainSize);
         using var test = FashionMnist.LoadTest(options.DataDirectory, options.TestSize);
@@ -54,11 +54,11 @@ internal static class FashionMnistExperiment
             Schedule = LearningRateSchedule.Cosine,
             Momentum = 0.9,
             WeightDecay = 5e-4,
-            RandomCrop = true,
+            RandomCrop = options.Augmentation,
             CropPadding = 2,
             // Fashion-MNIST's background is black; padding with normalised black keeps the border like the image edge.
             CropPaddingValue = -FashionMnist.Mean / FashionMnist.Std,
-            HorizontalFlip = true,
+            HorizontalFlip = options.Augmentation,
             Seed = options.Seed,
         };
 
@@ -193,7 +193,7 @@ internal static class FashionMnistExperiment
             options.Epochs,
             options.BatchSize,
             options.LearningRate,
-            "SGD momentum 0.9, weight decay 5e-4, cosine per step, no warm-up; random crop (pad 2) + horizontal flip",
+            "SGD momentum 0.9, weight decay 5e-4, cosine per step, no warm-up; " + (options.Augmentation ? "random crop (pad 2) + horizontal flip" : "no augmentation"),
             options.Threads,
             $"{Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.FrameworkDescription}",
             started,
