@@ -34,6 +34,7 @@ internal sealed record ExperimentOptions
           --quick               10 000 training images, 3 epochs, evaluated on the first 2 000 test images (default)
           --full                60 000 training images, 10 epochs without augmentation, evaluated on all 10 000 test images
           --configs a,b,...     subset of fp32,dfp8,sdfp8,auto8,dfp6,sdfp6 (default: all)
+          --timing-only         train nothing: only the S-DFP8 shift probe and the FP32 / S-DFP8 step timing
           --epochs N            override the mode's epochs
           --train-size N        override the mode's training-set size (first N images)
           --test-size N         evaluate on the first N test images (default: the mode's)
@@ -72,6 +73,7 @@ internal sealed record ExperimentOptions
                         throw new ArgumentException($"Unknown config(s) '{string.Join(",", unknown)}' in --configs; choose from {string.Join(",", AllConfigs)}.");
                     options = options with { Configs = configs.Distinct().ToList() };
                     break;
+                case "--timing-only": options = options with { Configs = Array.Empty<string>() }; break;
                 case "--epochs": epochs = Int(); break;
                 case "--train-size": trainSize = Int(); break;
                 case "--test-size": options = options with { TestSize = Int() }; break;

@@ -27,7 +27,13 @@ internal sealed record ExperimentReport(
 
     /// <summary>Configurations asked for on the command line.</summary>
     public IReadOnlyList<string> PlannedConfigs { get; init; } = Array.Empty<string>();
+
+    /// <summary>Set by <c>fashion-mnist-merge</c>: the runs this report was put together from. Empty for a single run.</summary>
+    public IReadOnlyList<SourceRun> Sources { get; init; } = Array.Empty<SourceRun>();
 }
+
+/// <summary>One invocation whose results a merged report holds.</summary>
+internal sealed record SourceRun(string Command, string Commit, int Threads, IReadOnlyList<string> Configs, bool StepTiming, DateTime StartedUtc, DateTime FinishedUtc);
 
 /// <summary>One training run of one configuration.</summary>
 internal sealed record RunRecord(

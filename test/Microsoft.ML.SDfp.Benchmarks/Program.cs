@@ -5,11 +5,12 @@ return args.FirstOrDefault() switch
 {
     "layer" => LayerBenchmark.Run(args[1..]),
     "fashion-mnist" => FashionMnistExperiment.Run(args[1..]),
+    "fashion-mnist-merge" => ResultsMerge.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Microsoft.ML.SDfp.Benchmarks layer [--help] | fashion-mnist [--help]");
+    Console.Error.WriteLine("usage: Microsoft.ML.SDfp.Benchmarks layer [--help] | fashion-mnist [--help] | fashion-mnist-merge [--help]");
     return 2;
 }

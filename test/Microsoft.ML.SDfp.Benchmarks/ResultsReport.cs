@@ -11,7 +11,7 @@ namespace Microsoft.ML.SDfp.Benchmarks;
 /// <summary>Writes <c>fashion-mnist.json</c>, <c>fashion-mnist.md</c> and the PNG plots, each atomically.</summary>
 internal static class ResultsReport
 {
-    private static readonly JsonSerializerOptions Json = new()
+    internal static readonly JsonSerializerOptions Json = new()
     {
         WriteIndented = true,
         NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
@@ -43,13 +43,35 @@ internal static class ResultsReport
         }
         md.AppendLine($"**{Capitalise(r.Mode)} mode.** {r.TrainSize:N0} training images (the first {r.TrainSize:N0} of the training file), " +
                       $"evaluated on {r.TestSize:N0} test images (the first {r.TestSize:N0} of `t10k`) after every epoch; {r.Epochs} epochs, batch {r.BatchSize}, " +
-                      $"peak learning rate {r.LearningRate.ToString(c)}, seed {r.Seed}, {r.Threads} torch threads.");
+                      $"peak learning rate {r.LearningRate.ToString(c)}, seed {r.Seed}" + (r.Sources.Count == 0 ? $", {r.Threads} torch threads." : "; torch threads per invocation below."));
         md.AppendLine();
-        md.AppendLine("Command:");
-        md.AppendLine();
-        md.AppendLine("```");
-        md.AppendLine(r.Command);
-        md.AppendLine("```");
+        if (r.Sources.Count == 0)
+        {
+            md.AppendLine("Command:");
+            md.AppendLine();
+            md.AppendLine("```");
+            md.AppendLine(r.Command);
+            md.AppendLine("```");
+        }
+        else
+        {
+            md.AppendLine($"This report merges {r.Sources.Count} invocations of the same experiment (same data, seed, epochs and recipe), put together with:");
+            md.AppendLine();
+            md.AppendLine("```");
+            foreach (var source in r.Sources)
+                md.AppendLine(source.Command);
+            md.AppendLine(r.Command);
+            md.AppendLine("```");
+            md.AppendLine();
+            md.AppendLine("| Invocation | Configs | Torch threads | Step timing | Commit | Started → finished (UTC) |");
+            md.AppendLine("|---|---|---|---|---|---|");
+            for (var i = 0; i < r.Sources.Count; i++)
+            {
+                var s = r.Sources[i];
+                md.AppendLine($"| {i + 1} | {(s.Configs.Count == 0 ? "–" : string.Join(", ", s.Configs))} | {s.Threads} | {(s.StepTiming ? "yes" : "–")} | `{s.Commit[..Math.Min(s.Commit.Length, 12)]}` | " +
+                              $"{s.StartedUtc:yyyy-MM-dd HH:mm} → {s.FinishedUtc:HH:mm} |");
+            }
+        }
         md.AppendLine();
         md.AppendLine($"Recipe: {r.Schedule}. Model: CIFAR-style ResNet-20, 1 input channel, 28×28 input. In quantised runs the body's " +
                       "convolutions quantise weights (W), activations (A) and errors (G); the stem conv, the classifier, batch norm, the residual adds, " +

@@ -120,6 +120,49 @@ public class TelemetryTests : TorchTests
     }
 
     [Fact]
+    public void A_written_csv_reads_back_as_the_same_records_including_quoted_names_and_non_finite_numbers()
+    {
+        var telemetry = new QuantizationTelemetry();
+        telemetry.Record(new TensorStatistics("layer1.0.conv1", TensorRole.Error, 5, -9, 2, 0.25, 0.01, 0.5, double.PositiveInfinity, 0));
+        telemetry.Record(new TensorStatistics("fc,odd\"name", TensorRole.Weight, 6, -3, 0, 1.5, double.NaN, double.NaN, double.NaN, 3));
+        telemetry.Record(new TensorStatistics("conv1", TensorRole.Activation, 7, 4, 1, 0.1 + 0.2, 1e-300, 0, -12.5, 0));
+        var path = Path.Combine(Path.GetTempPath(), "sdfp-numerics-tests", Guid.NewGuid().ToString("N") + ".csv");
+        try
+        {
+            telemetry.WriteCsv(path);
+            Assert.Equal(telemetry.Records, QuantizationTelemetry.ReadCsv(path));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void Reading_a_file_that_is_not_telemetry_names_the_file_and_line()
+    {
+        var path = Path.Combine(Path.GetTempPath(), "sdfp-numerics-tests", Guid.NewGuid().ToString("N") + ".csv");
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        try
+        {
+            File.WriteAllText(path, "a,b\n1,2\n");
+            var header = Assert.Throws<InvalidDataException>(() => QuantizationTelemetry.ReadCsv(path));
+            Assert.Contains(path, header.Message);
+            Assert.Contains("line 1", header.Message);
+
+            File.WriteAllText(path, "layer,role,step,exponent,shift,amax,saturated_fraction,flushed_to_zero_fraction,sqnr_db,non_finite_count\n" +
+                                    "conv1,Weight,1,2,0,1,0,0,30,0\nconv1,Bias?,1,2,0,1,0,0,30,0\n");
+            var row = Assert.Throws<InvalidDataException>(() => QuantizationTelemetry.ReadCsv(path));
+            Assert.Contains("line 3", row.Message);
+            Assert.Throws<FileNotFoundException>(() => QuantizationTelemetry.ReadCsv(path + ".missing"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
     public void Concurrent_recording_loses_nothing()
     {
         var telemetry = new QuantizationTelemetry();

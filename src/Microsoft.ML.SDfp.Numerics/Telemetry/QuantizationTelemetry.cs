@@ -15,6 +15,8 @@ namespace Microsoft.ML.SDfp.Numerics.Telemetry;
 /// </remarks>
 public sealed class QuantizationTelemetry
 {
+    private const string CsvHeader = "layer,role,step,exponent,shift,amax,saturated_fraction,flushed_to_zero_fraction,sqnr_db,non_finite_count";
+
     private readonly object _gate = new();
     private readonly List<TensorStatistics> _records = new();
     private readonly Dictionary<(string Layer, TensorRole Role), TensorStatistics> _latest = new();
@@ -96,7 +98,7 @@ public sealed class QuantizationTelemetry
     public void WriteCsv(string path)
     {
         var records = Records;
-        var text = new StringBuilder("layer,role,step,exponent,shift,amax,saturated_fraction,flushed_to_zero_fraction,sqnr_db,non_finite_count\n");
+        var text = new StringBuilder(CsvHeader).Append('\n');
         foreach (var r in records)
         {
             text.Append(Csv(r.Layer)).Append(',').Append(r.Role).Append(',')
@@ -108,6 +110,95 @@ public sealed class QuantizationTelemetry
                 .Append(r.NonFiniteCount.ToString(CultureInfo.InvariantCulture)).Append('\n');
         }
         AtomicFile.WriteAllText(path, text.ToString());
+    }
+
+    /// <summary>Reads records written by <see cref="WriteCsv"/>, e.g. to plot or compare runs after the fact.</summary>
+    /// <param name="path">A telemetry CSV file.</param>
+    /// <returns>The records in file order.</returns>
+    /// <exception cref="FileNotFoundException">The file does not exist.</exception>
+    /// <exception cref="InvalidDataException">The header or a row is not what <see cref="WriteCsv"/> writes; the message names the file and line.</exception>
+    public static IReadOnlyList<TensorStatistics> ReadCsv(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        if (!File.Exists(path))
+            throw new FileNotFoundException($"Telemetry CSV '{path}' does not exist.", path);
+        var records = new List<TensorStatistics>();
+        using var reader = new StreamReader(path, Encoding.UTF8);
+        var header = reader.ReadLine();
+        if (header != CsvHeader)
+            throw new InvalidDataException($"'{path}' line 1 is not a telemetry CSV header; expected '{CsvHeader}'.");
+        var lineNumber = 1;
+        while (reader.ReadLine() is { } line)
+        {
+            lineNumber++;
+            if (line.Length == 0)
+                continue;
+            var fields = SplitCsv(line);
+            try
+            {
+                if (fields.Count != 10)
+                    throw new FormatException($"expected 10 fields, found {fields.Count}");
+                var c = CultureInfo.InvariantCulture;
+                records.Add(new TensorStatistics(
+                    fields[0],
+                    Enum.Parse<TensorRole>(fields[1]),
+                    long.Parse(fields[2], NumberStyles.Integer, c),
+                    int.Parse(fields[3], NumberStyles.Integer, c),
+                    int.Parse(fields[4], NumberStyles.Integer, c),
+                    double.Parse(fields[5], NumberStyles.Float, c),
+                    double.Parse(fields[6], NumberStyles.Float, c),
+                    double.Parse(fields[7], NumberStyles.Float, c),
+                    double.Parse(fields[8], NumberStyles.Float, c),
+                    long.Parse(fields[9], NumberStyles.Integer, c)));
+            }
+            catch (Exception e) when (e is FormatException or ArgumentException or OverflowException)
+            {
+                throw new InvalidDataException($"'{path}' line {lineNumber} is not a telemetry record: {e.Message}", e);
+            }
+        }
+        return records;
+    }
+
+    private static List<string> SplitCsv(string line)
+    {
+        var fields = new List<string>();
+        var field = new StringBuilder();
+        var quoted = false;
+        for (var i = 0; i < line.Length; i++)
+        {
+            var ch = line[i];
+            if (quoted)
+            {
+                if (ch == '"' && i + 1 < line.Length && line[i + 1] == '"')
+                {
+                    field.Append('"');
+                    i++;
+                }
+                else if (ch == '"')
+                {
+                    quoted = false;
+                }
+                else
+                {
+                    field.Append(ch);
+                }
+            }
+            else if (ch == '"')
+            {
+                quoted = true;
+            }
+            else if (ch == ',')
+            {
+                fields.Add(field.ToString());
+                field.Clear();
+            }
+            else
+            {
+                field.Append(ch);
+            }
+        }
+        fields.Add(field.ToString());
+        return fields;
     }
 
     /// <summary>
