@@ -53,6 +53,8 @@ public sealed class ImageClassifierTrainer
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(options);
         options.Validate();
+        if (options.Replicas > 1 && model is not ResNetModel)
+            throw new ArgumentException($"TrainingOptions.Replicas = {options.Replicas} needs a ResNetModel, which can be copied; this model is a {model.GetType().Name}.", nameof(options));
         _model = model;
         Options = options;
     }
@@ -101,6 +103,9 @@ public sealed class ImageClassifierTrainer
 
         var telemetry = _resNet?.Telemetry;
         var wasTraining = _model.training;
+        using var replicas = options.Replicas > 1 ? new DataParallelReplicas((ResNetModel)_model, options.Replicas - 1) : null;
+        var threads = torch.get_num_threads();
+        var threadsPerReplica = Math.Max(1, threads / options.Replicas);
         var epochs = new List<EpochMetrics>();
         var total = Stopwatch.StartNew();
         var trainingClock = new Stopwatch();
@@ -115,6 +120,9 @@ public sealed class ImageClassifierTrainer
             for (var epoch = 1; epoch <= options.Epochs; epoch++)
             {
                 _model.train();
+                replicas?.Train(true);
+                if (replicas is not null)
+                    torch.set_num_threads(threadsPerReplica);
                 using var epochScope = NewDisposeScope();
                 var order = randperm(count, generator: generator);
                 double lossSum = 0;
@@ -137,7 +145,7 @@ public sealed class ImageClassifierTrainer
                     if (telemetry is not null)
                         telemetry.Step = globalStep;
 
-                    var outcome = RunStep(train, order, start, length, augmentation, optimizer, parameters, bufferBackup);
+                    var outcome = RunStep(train, order, start, length, augmentation, optimizer, parameters, bufferBackup, replicas);
                     trainingClock.Stop();
                     stepsRun++;
                     processed += length;
@@ -170,6 +178,8 @@ public sealed class ImageClassifierTrainer
                 if (skipped == stepsPerEpoch)
                     throw new TrainingDivergedException(epoch, stepsPerEpoch, "loss or gradient in every step of the epoch (all steps skipped)");
 
+                if (replicas is not null)
+                    torch.set_num_threads(threads);
                 var trainImagesPerSecond = seen / Math.Max(epochTrainTime.TotalSeconds, 1e-9);
                 double? validationLoss = null, validationAccuracy = null;
                 if (validation is not null)
@@ -227,6 +237,8 @@ public sealed class ImageClassifierTrainer
         finally
         {
             _model.train(wasTraining);
+            if (replicas is not null)
+                torch.set_num_threads(threads);
         }
     }
 
@@ -318,7 +330,7 @@ public sealed class ImageClassifierTrainer
     }
 
     private StepOutcome RunStep(ImageDataset train, Tensor order, long start, long length, BatchAugmentation augmentation,
-        optim.Optimizer optimizer, IReadOnlyList<(string name, Parameter parameter)> parameters, WeightSnapshot? bufferBackup)
+        optim.Optimizer optimizer, IReadOnlyList<(string name, Parameter parameter)> parameters, WeightSnapshot? bufferBackup, DataParallelReplicas? replicas)
     {
         using var scope = NewDisposeScope();
         var indices = order.narrow(0, start, length);
@@ -327,40 +339,65 @@ public sealed class ImageClassifierTrainer
         optimizer.zero_grad();
         bufferBackup?.Capture();
 
-        Failure? failure = null;
-        double loss = double.NaN;
-        long correct = 0;
-        try
+        // Every slice keeps at least two images, so that batch norm has statistics to normalise with.
+        var slices = replicas is null ? 1 : (int)Math.Max(1, Math.Min(replicas.Replicas.Count + 1, length / 2));
+        var results = new StepOutcome[slices];
+        if (slices == 1)
         {
-            var logits = _model.call(images);
-            var lossTensor = nn.functional.cross_entropy(logits, labels);
-            loss = lossTensor.item<float>();
-            if (!double.IsFinite(loss))
-            {
-                failure = new Failure("loss", null, null, null);
-            }
-            else
-            {
-                correct = logits.argmax(1).eq(labels).sum().item<long>();
-                lossTensor.backward();
-                failure = CheckGradients(parameters);
-            }
+            results[0] = RunSlice(_model, images, labels, 1.0);
         }
-        catch (Exception e) when (FindNonFinite(e) is { } found)
+        else
         {
-            failure = found;
+            DataParallelReplicas.RunConcurrently(slices, slice =>
+            {
+                using var sliceScope = NewDisposeScope();
+                var sliceStart = length * slice / slices;
+                var sliceLength = length * (slice + 1) / slices - sliceStart;
+                var model = slice == 0 ? _model : replicas!.Replicas[slice - 1];
+                results[slice] = RunSlice(model, images.narrow(0, sliceStart, sliceLength), labels.narrow(0, sliceStart, sliceLength), sliceLength / (double)length);
+            });
         }
 
+        var failure = results.Select(r => r.Failure).FirstOrDefault(f => f is not null);
+        if (failure is null)
+        {
+            replicas?.ReduceGradients();
+            failure = CheckGradients(parameters);
+        }
         if (failure is not null)
         {
             // Leave no trace of the bad batch: no update, and batch-norm statistics as they were.
             optimizer.zero_grad();
+            replicas?.ZeroGradients();
             bufferBackup?.Restore();
+            replicas?.Synchronize();
             return new StepOutcome(double.NaN, 0, failure);
         }
 
+        replicas?.AverageBuffers(slices - 1);
         optimizer.step();
-        return new StepOutcome(loss, correct, null);
+        replicas?.Synchronize();
+        return new StepOutcome(results.Sum(r => r.Loss), results.Sum(r => r.Correct), null);
+    }
+
+    /// <summary>Forward and backward of one model on one slice of the batch; the loss is weighted by the slice's share of the batch.</summary>
+    private static StepOutcome RunSlice(nn.Module<Tensor, Tensor> model, Tensor images, Tensor labels, double weight)
+    {
+        try
+        {
+            var logits = model.call(images);
+            var lossTensor = nn.functional.cross_entropy(logits, labels);
+            var loss = (double)lossTensor.item<float>();
+            if (!double.IsFinite(loss))
+                return new StepOutcome(double.NaN, 0, new Failure("loss", null, null, null));
+            var correct = logits.argmax(1).eq(labels).sum().item<long>();
+            (weight == 1.0 ? lossTensor : lossTensor * weight).backward();
+            return new StepOutcome(loss * weight, correct, null);
+        }
+        catch (Exception e) when (FindNonFinite(e) is { } found)
+        {
+            return new StepOutcome(double.NaN, 0, found);
+        }
     }
 
     /// <summary>

@@ -160,6 +160,13 @@ public sealed partial class SDfpImageClassificationTrainer
         /// </summary>
         public CancellationToken CancellationToken { get; set; }
 
+        /// <summary>
+        /// Copies of the network that train on slices of every batch at the same time, each on its own thread with an equal
+        /// share of torch's threads; their gradients are summed before the one SGD update (batch norm normalises each
+        /// slice on its own). On a few CPU cores a small network keeps the cores busier this way. Default 1.
+        /// </summary>
+        public int Replicas { get; set; } = 1;
+
         /// <summary>Rows per forward pass when scoring an IDataView. Default 64.</summary>
         public int ScoringBatchSize { get; set; } = 64;
 
@@ -225,6 +232,7 @@ public sealed partial class SDfpImageClassificationTrainer
             EarlyStoppingMinDelta = EarlyStoppingMinDelta,
             EarlyStoppingMetric = EarlyStoppingMetric,
             Seed = seed,
+            Replicas = Replicas,
         };
 
         private static void Require(bool ok, string name, object? value, string rule)
