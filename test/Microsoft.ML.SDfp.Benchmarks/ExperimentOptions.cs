@@ -16,7 +16,7 @@ internal sealed record ExperimentOptions
     public int Threads { get; init; } = 2;
     public int BatchSize { get; init; } = 128;
     public double LearningRate { get; init; } = 0.1;
-    public string OutputDirectory { get; init; } = "docs/results";
+    public string OutputDirectory { get; init; } = "";
     public string DataDirectory { get; init; } = Data.FashionMnist.DefaultDirectory;
     public int ProbeSteps { get; init; } = 4;
     public double SaturationBudget { get; init; } = 0.001;
@@ -26,6 +26,9 @@ internal sealed record ExperimentOptions
     public bool Augmentation { get; init; } = true;
     public bool Help { get; init; }
 
+    /// <summary>Call <c>NativeMemoryTuning.RetainFreedMemory()</c> before anything else (process-wide, so FP32 and S-DFP alike).</summary>
+    public bool RetainMemory { get; init; }
+
     /// <summary>True when --epochs, --train-size or --test-size changed the mode's data size or length.</summary>
     public bool Overridden { get; init; }
 
@@ -34,6 +37,7 @@ internal sealed record ExperimentOptions
           --quick               10 000 training images, 3 epochs, evaluated on the first 2 000 test images (default)
           --full                60 000 training images, 10 epochs without augmentation, evaluated on all 10 000 test images
           --configs a,b,...     subset of fp32,dfp8,sdfp8,auto8,dfp6,sdfp6 (default: all)
+          --retain-memory       call NativeMemoryTuning.RetainFreedMemory() first (glibc keeps freed tensor memory)
           --timing-only         train nothing: only the S-DFP8 shift probe and the FP32 / S-DFP8 step timing
           --epochs N            override the mode's epochs
           --train-size N        override the mode's training-set size (first N images)
@@ -47,7 +51,7 @@ internal sealed record ExperimentOptions
           --saturation-budget X largest mean saturated fraction a picked shift may cause (default 0.001 = 0.1 %)
           --timing-rounds N     interleaved FP32 / S-DFP8 step pairs for the step-time ratio (default 10; 0 skips it)
           --data DIR            Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)
-          --out DIR             results folder (default docs/results)
+          --out DIR             results folder (default docs/results in full mode, docs/results/quick in quick mode)
         """;
 
     public static ExperimentOptions Parse(IReadOnlyList<string> args)
@@ -73,6 +77,7 @@ internal sealed record ExperimentOptions
                         throw new ArgumentException($"Unknown config(s) '{string.Join(",", unknown)}' in --configs; choose from {string.Join(",", AllConfigs)}.");
                     options = options with { Configs = configs.Distinct().ToList() };
                     break;
+                case "--retain-memory": options = options with { RetainMemory = true }; break;
                 case "--timing-only": options = options with { Configs = Array.Empty<string>() }; break;
                 case "--epochs": epochs = Int(); break;
                 case "--train-size": trainSize = Int(); break;
@@ -114,6 +119,7 @@ internal sealed record ExperimentOptions
             // crop + flip slows convergence in a run that short (measured on the main job: -1.2 points at 3 epochs).
             Epochs = epochs ?? (isFull ? 10 : 3),
             Augmentation = augmentation ?? !isFull,
+            OutputDirectory = options.OutputDirectory.Length > 0 ? options.OutputDirectory : (isFull ? "docs/results" : "docs/results/quick"),
             TrainSize = trainSize ?? (isFull ? 60_000 : 10_000),
             TestSize = options.TestSize ?? (isFull ? null : 2_000),
             Overridden = epochs is not null || trainSize is not null || options.TestSize is not null || (augmentation is { } a && a == isFull),

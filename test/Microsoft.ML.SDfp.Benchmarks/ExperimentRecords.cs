@@ -85,4 +85,8 @@ internal sealed record StepTimingResult(
     double QuantizedMedianMs,
     double Ratio,
     IReadOnlyList<double> Fp32Ms,
-    IReadOnlyList<double> QuantizedMs);
+    IReadOnlyList<double> QuantizedMs)
+{
+    /// <summary>True when the process ran with <c>NativeMemoryTuning.RetainFreedMemory()</c> (<c>--retain-memory</c>).</summary>
+    public bool RetainedFreedMemory { get; init; }
+}

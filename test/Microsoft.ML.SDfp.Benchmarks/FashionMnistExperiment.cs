@@ -37,10 +37,12 @@ internal static class FashionMnistExperiment
         }
 
         TorchSharpRuntime.EnsureLoaded();
+        if (options.RetainMemory && !Numerics.NativeMemoryTuning.RetainFreedMemory())
+            Log("note: --retain-memory has no effect here (not glibc on Linux)");
         torch.set_num_threads(options.Threads);
         var started = DateTime.UtcNow;
         var command = "dotnet run -c Release --project test/Microsoft.ML.SDfp.Benchmarks -- fashion-mnist " + string.Join(' ', args);
-        Log($"fashion-mnist, {options.Mode} mode: {options.TrainSize} training images, {options.Epochs} epochs, augmentation {(options.Augmentation ? "on" : "off")}, seed {options.Seed}, {options.Threads} threads, commit {GitCommit.Value}");
+        Log($"fashion-mnist, {options.Mode} mode: {options.TrainSize} training images, {options.Epochs} epochs, augmentation {(options.Augmentation ? "on" : "off")}, seed {options.Seed}, {options.Threads} threads, {(options.RetainMemory ? "freed memory retained" : "default allocator")}, commit {GitCommit.Value}");
 
         using var train = FashionMnist.LoadTrain(options.DataDirectory, options.TrainSize);
         using var test = FashionMnist.LoadTest(options.DataDirectory, options.TestSize);
@@ -97,7 +99,7 @@ internal static class FashionMnistExperiment
         {
             var sdfp8 = ExperimentConfig.Create("sdfp8", options.Seed, shifts);
             Log($"step timing: {options.TimingRounds} interleaved FP32 / S-DFP8 steps at batch {options.BatchSize}, {options.Threads} threads");
-            timing = StepTiming.Measure(sdfp8, train, options.BatchSize, options.TimingRounds, options.Seed, options.Threads);
+            timing = StepTiming.Measure(sdfp8, train, options.BatchSize, options.TimingRounds, options.Seed, options.Threads) with { RetainedFreedMemory = options.RetainMemory };
             Log($"  FP32 {timing.Fp32MedianMs:F0} ms/step, S-DFP8 {timing.QuantizedMedianMs:F0} ms/step, ratio {timing.Ratio:F2}");
         }
 

@@ -137,7 +137,8 @@ internal static class ResultsReport
         if (r.StepTiming is { } t)
         {
             md.AppendLine($"One training step (forward, backward, SGD update) of ResNet-20 at batch {t.BatchSize}, {t.ImageSize}×{t.ImageSize}, {t.Threads} threads, " +
-                          $"FP32 and {t.Quantized} models taking turns for {t.Rounds} rounds (order alternating) after 2 warm-up steps each, in the same process:");
+                          $"FP32 and {t.Quantized} models taking turns for {t.Rounds} rounds (order alternating) after 2 warm-up steps each, in the same process, " +
+                          (t.RetainedFreedMemory ? "with freed memory retained (`--retain-memory`):" : "with glibc's default allocator:"));
             md.AppendLine();
             md.AppendLine("| Model | Median step | Steps (ms) |");
             md.AppendLine("|---|---|---|");

@@ -72,8 +72,12 @@ public sealed partial class SDfpImageClassificationTrainer
         /// <summary>S-DFP shift of the activations (used for <see cref="SDfpNumberFormat.SDfp"/>). Default 1.</summary>
         public int ActivationShift { get; set; } = 1;
 
-        /// <summary>S-DFP shift of the errors (used for <see cref="SDfpNumberFormat.SDfp"/>). Default 2.</summary>
-        public int ErrorShift { get; set; } = 2;
+        /// <summary>
+        /// S-DFP shift of the errors (used for <see cref="SDfpNumberFormat.SDfp"/>). Default 1: on Fashion-MNIST the
+        /// shift probe of the experiment (docs/results) found that 1 is the largest shift that saturates at most 0.1 % of
+        /// the errors, while 2 saturates about 3 %, and it is the largest errors that saturate.
+        /// </summary>
+        public int ErrorShift { get; set; } = 1;
 
         /// <summary>Rounding of weights and activations. Default <see cref="RoundingMode.NearestEven"/>.</summary>
         public RoundingMode Rounding { get; set; } = RoundingMode.NearestEven;
