@@ -16,7 +16,6 @@ namespace Microsoft.ML.SDfp.Training;
 /// </remarks>
 internal sealed class DataParallelReplicas : IDisposable
 {
-    private readonly ResNetModel _main;
     private readonly List<ResNetModel> _replicas = new();
     private readonly Parameter[] _mainParameters;
     private readonly Tensor[] _mainBuffers;
@@ -24,7 +23,6 @@ internal sealed class DataParallelReplicas : IDisposable
 
     public DataParallelReplicas(ResNetModel main, int extraCopies)
     {
-        _main = main;
         _mainParameters = main.parameters().ToArray();
         _mainBuffers = main.buffers().ToArray();
         for (var i = 0; i < extraCopies; i++)
