@@ -2,7 +2,7 @@ using System.Globalization;
 using ImageClassification;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.SDfp.MLNet;
+using Microsoft.ML.SDfp.Scoring;
 
 // Trains FastTree (one-versus-all) on the embedding of a model saved by samples/ImageClassification:
 //   dotnet run -c Release --project samples/EmbeddingFastTree -- [model.zip] [--data DIR] [--limit N]

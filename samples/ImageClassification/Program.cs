@@ -2,15 +2,17 @@ using System.Diagnostics;
 using ImageClassification;
 using Microsoft.ML;
 using Microsoft.ML.Data;
-using Microsoft.ML.SDfp.MLNet;
+using Microsoft.ML.SDfp.Numerics.Quantization;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Trainers;
 
 // Model Builder-style image classification with an S-DFP8 ResNet-20:
 //   dotnet run --project samples/ImageClassification -c Release -- [--data DIR] [--epochs N] [--train-limit N] [--format SDfp|Dfp|AutoShift|Fp32] [--model model.zip] [--augmentation] [--lr 0.1] [--batch-size 128] [--replicas 2]
 // TorchSharp's native library needs a one-time fix-up on some Linux distributions before the first torch call.
-Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+TorchSharpRuntime.EnsureLoaded();
 // A training app may keep its peak heap: glibc otherwise returns the large freed tensor buffers to the kernel and
 // page-faults them back every step, which cost S-DFP layers ~20 % (see NativeMemoryTuning).
-Microsoft.ML.SDfp.Numerics.NativeMemoryTuning.RetainFreedMemory();
+NativeMemoryTuning.RetainFreedMemory();
 var settings = Settings.Parse(args);
 var clock = Stopwatch.StartNew();
 

@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Runtime;
 
-namespace Microsoft.ML.SDfp;
+namespace Microsoft.ML.SDfp.Training;
 
 internal static class TorchSharpModuleInitializer
 {

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training;
 
 namespace Microsoft.ML.SDfp;
 

@@ -1,5 +1,6 @@
-using Microsoft.ML.SDfp.Models;
-using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
+using Microsoft.ML.SDfp.Training.Models;
 
 namespace Microsoft.ML.SDfp.Benchmarks;
 

@@ -1,4 +1,6 @@
 using System.Globalization;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Data;
 
 namespace Microsoft.ML.SDfp.Benchmarks;
 
@@ -17,7 +19,7 @@ internal sealed record ExperimentOptions
     public int BatchSize { get; init; } = 128;
     public double LearningRate { get; init; } = 0.1;
     public string OutputDirectory { get; init; } = "";
-    public string DataDirectory { get; init; } = Data.FashionMnist.DefaultDirectory;
+    public string DataDirectory { get; init; } = Training.Data.FashionMnist.DefaultDirectory;
     public int ProbeSteps { get; init; } = 4;
     public double SaturationBudget { get; init; } = 0.001;
     public int TimingRounds { get; init; } = 10;

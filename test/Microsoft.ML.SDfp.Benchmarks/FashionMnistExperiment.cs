@@ -1,11 +1,11 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
-using Microsoft.ML.SDfp.Data;
-using Microsoft.ML.SDfp.Models;
-using Microsoft.ML.SDfp.Numerics.Runtime;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
+using Microsoft.ML.SDfp.Runtime;
 using Microsoft.ML.SDfp.Training;
+using Microsoft.ML.SDfp.Training.Data;
+using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 
 namespace Microsoft.ML.SDfp.Benchmarks;
@@ -37,7 +37,7 @@ internal static class FashionMnistExperiment
         }
 
         TorchSharpRuntime.EnsureLoaded();
-        if (options.RetainMemory && !Numerics.NativeMemoryTuning.RetainFreedMemory())
+        if (options.RetainMemory && !Runtime.NativeMemoryTuning.RetainFreedMemory())
             Log("note: --retain-memory has no effect here (not glibc on Linux)");
         torch.set_num_threads(options.Threads);
         var started = DateTime.UtcNow;

@@ -1,12 +1,14 @@
 using System.Diagnostics;
 using System.Globalization;
-using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Layers;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Numerics.Quantization;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
+using Microsoft.ML.SDfp.Runtime;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using RoundingMode = Microsoft.ML.SDfp.Numerics.Formats.RoundingMode;
 
 namespace Microsoft.ML.SDfp.Benchmarks;
 
@@ -80,7 +82,7 @@ internal static class LayerBenchmark
             Variant.Layer("sdfp8-telemetry", QuantizationConfig.Uniform(format), telemetry),
             Variant.Layer("sdfp8-telemetry10", QuantizationConfig.Uniform(format), sampled),
             Variant.Layer("auto8", QuantizationConfig.Uniform(DfpFormat.Auto(8))),
-            Variant.Layer("stochastic8", QuantizationConfig.Uniform(format with { Rounding = Numerics.RoundingMode.Stochastic })),
+            Variant.Layer("stochastic8", QuantizationConfig.Uniform(format with { Rounding = Numerics.Formats.RoundingMode.Stochastic })),
         };
         var variants = options.Variants is null ? all : all.Where(v => options.Variants.Contains(v.Name)).ToList();
         if (variants.Count == 0)

@@ -1,6 +1,6 @@
 using System.Text.Json;
-using Microsoft.ML.SDfp.Numerics.IO;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
+using Microsoft.ML.SDfp.Runtime;
 
 namespace Microsoft.ML.SDfp.Benchmarks;
 

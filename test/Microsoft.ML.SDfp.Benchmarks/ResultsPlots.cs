@@ -1,6 +1,6 @@
-using Microsoft.ML.SDfp.Numerics.IO;
-using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
+using Microsoft.ML.SDfp.Runtime;
 using ScottPlot;
 
 namespace Microsoft.ML.SDfp.Benchmarks;

@@ -1,10 +1,10 @@
-using Microsoft.ML.SDfp.Numerics.IO;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
+using Microsoft.ML.SDfp.Runtime;
 
 namespace Microsoft.ML.SDfp.Benchmarks;
 

@@ -1,8 +1,8 @@
-using Microsoft.ML.SDfp.Data;
-using Microsoft.ML.SDfp.Models;
-using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
 using Microsoft.ML.SDfp.Training;
+using Microsoft.ML.SDfp.Training.Data;
+using Microsoft.ML.SDfp.Training.Models;
 
 namespace Microsoft.ML.SDfp.Benchmarks;
 

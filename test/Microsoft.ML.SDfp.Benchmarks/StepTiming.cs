@@ -1,6 +1,6 @@
 using System.Diagnostics;
-using Microsoft.ML.SDfp.Data;
-using Microsoft.ML.SDfp.Models;
+using Microsoft.ML.SDfp.Training.Data;
+using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,4 +1,6 @@
 using System.Reflection;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Runtime;
 
 namespace Microsoft.ML.SDfp.Numerics.Tests;
 
@@ -11,7 +13,8 @@ public class AssemblyTests
         Assert.Equal("Microsoft.ML.SDfp.Numerics", assembly.GetName().Name);
         var references = assembly.GetReferencedAssemblies().Select(a => a.Name!).ToArray();
         Assert.Contains("TorchSharp", references);
-        Assert.DoesNotContain(references, n => n.StartsWith("Microsoft.ML", StringComparison.Ordinal));
+        Assert.Contains("Microsoft.ML.SDfp.Runtime", references);
+        Assert.DoesNotContain(references, n => n.StartsWith("Microsoft.ML", StringComparison.Ordinal) && !n.StartsWith("Microsoft.ML.SDfp.", StringComparison.Ordinal));
     }
 
     [Fact]
@@ -19,10 +22,20 @@ public class AssemblyTests
     {
         var allowed = new[]
         {
-            "Microsoft.ML.SDfp.Numerics", "Microsoft.ML.SDfp.Numerics.Layers",
-            "Microsoft.ML.SDfp.Numerics.Telemetry", "Microsoft.ML.SDfp.Numerics.Runtime",
+            "Microsoft.ML.SDfp.Numerics.Formats", "Microsoft.ML.SDfp.Numerics.Quantization",
+            "Microsoft.ML.SDfp.Numerics.Layers", "Microsoft.ML.SDfp.Numerics.Telemetry",
         };
         Assert.All(typeof(DfpFormat).Assembly.GetExportedTypes(), t => Assert.Contains(t.Namespace, allowed));
+    }
+
+    [Fact]
+    public void Runtime_assembly_holds_the_loader_and_references_neither_numerics_nor_MLNET()
+    {
+        var assembly = typeof(TorchSharpRuntime).Assembly;
+        Assert.Equal("Microsoft.ML.SDfp.Runtime", assembly.GetName().Name);
+        Assert.All(assembly.GetExportedTypes(), t => Assert.Equal("Microsoft.ML.SDfp.Runtime", t.Namespace));
+        var references = assembly.GetReferencedAssemblies().Select(a => a.Name!).ToArray();
+        Assert.DoesNotContain(references, n => n.StartsWith("Microsoft.ML", StringComparison.Ordinal));
     }
 }
 

@@ -1,4 +1,6 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Layers;
+using Microsoft.ML.SDfp.Numerics.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,3 +1,6 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
+
 namespace Microsoft.ML.SDfp.Numerics.Tests;
 
 public class ExponentTests

@@ -1,5 +1,9 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
+using Microsoft.ML.SDfp.Numerics.Telemetry;
 using TorchSharp;
 using static TorchSharp.torch;
+using RoundingMode = Microsoft.ML.SDfp.Numerics.Formats.RoundingMode;
 
 namespace Microsoft.ML.SDfp.Numerics.Tests;
 

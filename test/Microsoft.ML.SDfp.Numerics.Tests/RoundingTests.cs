@@ -1,5 +1,8 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
+using RoundingMode = Microsoft.ML.SDfp.Numerics.Formats.RoundingMode;
 
 namespace Microsoft.ML.SDfp.Numerics.Tests;
 

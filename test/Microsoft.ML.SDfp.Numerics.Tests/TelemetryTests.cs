@@ -1,4 +1,6 @@
 using System.Text.Json;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
 using static TorchSharp.torch;
 

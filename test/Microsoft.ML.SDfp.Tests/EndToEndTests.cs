@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.SDfp.Numerics.Formats;
 
 namespace Microsoft.ML.SDfp.Tests;
 
@@ -69,7 +70,7 @@ public sealed class EndToEndTests(TrainedModelFixture fixture)
             Assert.True(double.IsFinite(e.TrainLoss));
             Assert.NotNull(e.ValidationAccuracy);
             Assert.True(e.LearningRate > 0);
-            Assert.Contains(Numerics.TensorRole.Activation, e.WorstSaturationByRole.Keys);
+            Assert.Contains(Numerics.Formats.TensorRole.Activation, e.WorstSaturationByRole.Keys);
         });
         Assert.Contains(fixture.Log, m => m.Contains("epoch 1:", StringComparison.Ordinal));
         Assert.Contains(fixture.Log, m => m.Contains("Decoded 400 training images", StringComparison.Ordinal) || m.Contains("Decoded 360", StringComparison.Ordinal));

@@ -1,5 +1,6 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.SDfp.MLNet;
+using Microsoft.ML.SDfp.ImageInput;
+using Microsoft.ML.SDfp.Trainers;
 
 namespace Microsoft.ML.SDfp.Tests;
 

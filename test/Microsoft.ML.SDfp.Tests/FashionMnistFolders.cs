@@ -1,4 +1,4 @@
-using Microsoft.ML.SDfp.Data;
+using Microsoft.ML.SDfp.Training.Data;
 using SkiaSharp;
 using static TorchSharp.torch;
 

@@ -1,5 +1,5 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.SDfp.MLNet;
+using Microsoft.ML.SDfp.Trainers;
 
 namespace Microsoft.ML.SDfp.Tests;
 

@@ -3,7 +3,9 @@ using System.Globalization;
 using System.IO.Compression;
 using System.Reflection;
 using Microsoft.ML.Data;
-using Microsoft.ML.SDfp.MLNet;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
+using Microsoft.ML.SDfp.Scoring;
 
 namespace Microsoft.ML.SDfp.Tests;
 
@@ -87,7 +89,7 @@ public sealed class PersistenceTests(TrainedModelFixture fixture, Xunit.Abstract
             using var weight = network.Model.state_dict()[name].detach().clone();
             Assert.Equal(stored.ToFloats(), weight.data<float>().ToArray());
             // DFP weights (shift 0) re-quantise to the very same integers and exponent.
-            var format = Numerics.DfpFormat.Dfp(stored.Bits);
+            var format = Numerics.Formats.DfpFormat.Dfp(stored.Bits);
             QuantizedWeight again = QuantizedWeight.From(weight, format, name);
             Assert.Equal(stored.Int8!, again.Int8!);
         }

@@ -1,6 +1,7 @@
-using Microsoft.ML.SDfp.MLNet;
-using Microsoft.ML.SDfp.Numerics;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Scoring;
 using TorchSharp;
 
 namespace Microsoft.ML.SDfp.Tests;

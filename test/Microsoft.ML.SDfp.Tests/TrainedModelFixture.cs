@@ -1,7 +1,8 @@
 using System.Collections.Concurrent;
 using Microsoft.ML.Data;
-using Microsoft.ML.SDfp.MLNet;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Scoring;
+using Microsoft.ML.SDfp.Trainers;
 
 namespace Microsoft.ML.SDfp.Tests;
 

@@ -1,6 +1,7 @@
 using System.Globalization;
+using Microsoft.ML.SDfp.Numerics.Quantization;
 
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Formats;
 
 /// <summary>
 /// One (shifted) dynamic fixed point number format for one tensor role: n-bit integers that share one
@@ -33,7 +34,7 @@ public sealed partial record DfpFormat
     /// <summary>Rounding of scaled values to integers. Default <see cref="RoundingMode.NearestEven"/>.</summary>
     public RoundingMode Rounding { get; init; } = RoundingMode.NearestEven;
 
-    /// <summary>Where the exponent comes from. Default <see cref="Numerics.ExponentSource.Current"/>.</summary>
+    /// <summary>Where the exponent comes from. Default <see cref="Formats.ExponentSource.Current"/>.</summary>
     public ExponentSource ExponentSource { get; init; } = ExponentSource.Current;
 
     /// <summary>Number of earlier steps whose amax the delayed exponent looks at, at least 1. Default 16.</summary>

@@ -1,4 +1,4 @@
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Formats;
 
 /// <summary>Where the shared exponent of a tensor comes from.</summary>
 public enum ExponentSource

@@ -1,4 +1,4 @@
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Formats;
 
 /// <summary>
 /// Which roles of a conv/linear layer are quantised, and how. A null role stays FP32 (the tensor passes through

@@ -1,4 +1,4 @@
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Formats;
 
 /// <summary>How a scaled value becomes an integer.</summary>
 public enum RoundingMode

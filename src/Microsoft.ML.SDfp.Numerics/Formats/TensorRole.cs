@@ -1,4 +1,4 @@
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Formats;
 
 /// <summary>The part a tensor plays in a conv/linear GEMM; each role has its own number format.</summary>
 public enum TensorRole

@@ -1,3 +1,4 @@
+using Microsoft.ML.SDfp.Numerics.Quantization;
 using TorchSharp;
 using static TorchSharp.torch;
 

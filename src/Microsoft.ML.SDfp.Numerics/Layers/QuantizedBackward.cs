@@ -1,4 +1,5 @@
 using System.Runtime.ExceptionServices;
+using Microsoft.ML.SDfp.Numerics.Quantization;
 using static TorchSharp.torch;
 
 namespace Microsoft.ML.SDfp.Numerics.Layers;

@@ -1,3 +1,5 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
 using TorchSharp;
 using TorchSharp.Modules;

@@ -1,7 +1,8 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Quantization;
 
 /// <summary>
 /// Picks the shift of one tensor: the candidate in [AutoShiftMin, AutoShiftMax] with the least quantisation mean

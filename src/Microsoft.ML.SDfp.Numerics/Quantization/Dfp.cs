@@ -1,7 +1,8 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Quantization;
 
 /// <summary>
 /// Stateless (shifted) dynamic fixed point arithmetic for one tensor and one format, with the exponent taken from the

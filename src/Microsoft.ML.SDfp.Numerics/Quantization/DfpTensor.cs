@@ -1,7 +1,8 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Quantization;
 
 /// <summary>
 /// A tensor in (shifted) dynamic fixed point: integers plus one shared exponent, value = Integers · 2^Exponent.

@@ -1,10 +1,12 @@
 using System.Numerics;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using Microsoft.ML.SDfp.Numerics.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
+using RoundingMode = Microsoft.ML.SDfp.Numerics.Formats.RoundingMode;
 
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Quantization;
 
 /// <summary>
 /// Quantisation of contiguous FP32 CPU tensors in one SIMD pass over memory: scale, round, clamp, rescale and (on

@@ -1,4 +1,6 @@
-namespace Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Formats;
+
+namespace Microsoft.ML.SDfp.Numerics.Quantization;
 
 /// <summary>
 /// A tensor that was to be quantised holds NaN or ±Inf. Quantising would silently turn them into numbers

@@ -1,7 +1,9 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
+using RoundingMode = Microsoft.ML.SDfp.Numerics.Formats.RoundingMode;
 
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Quantization;
 
 /// <summary>Dispatches quantisation to the fused FP32 CPU kernel where it applies, else to plain torch ops.</summary>
 internal static class QuantizationKernel

@@ -1,4 +1,4 @@
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Quantization;
 
 /// <summary>Raw counts and energies of one quantisation, gathered in the same pass that quantises.</summary>
 /// <param name="Count">Number of elements.</param>

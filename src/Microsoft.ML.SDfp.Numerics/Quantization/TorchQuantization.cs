@@ -1,7 +1,9 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
 using TorchSharp;
 using static TorchSharp.torch;
+using RoundingMode = Microsoft.ML.SDfp.Numerics.Formats.RoundingMode;
 
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Quantization;
 
 /// <summary>
 /// Quantisation written with plain torch ops. It handles any floating dtype, layout and device, and is the reference

@@ -1,7 +1,8 @@
-using Microsoft.ML.SDfp.Numerics.IO;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Runtime;
 
 namespace Microsoft.ML.SDfp.Numerics.Telemetry;
 

@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.SDfp.Data;
+namespace Microsoft.ML.SDfp.Training.Data;
 
 /// <summary>
 /// Reads Fashion-MNIST (Zalando, 28×28 grey-scale, 10 classes) from its IDX files into an

@@ -1,7 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 
-namespace Microsoft.ML.SDfp.Data;
+namespace Microsoft.ML.SDfp.Training.Data;
 
 /// <summary>
 /// Reader for unsigned-byte IDX files (the MNIST family's format), plain or gzip-compressed.

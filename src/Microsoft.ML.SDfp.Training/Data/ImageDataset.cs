@@ -1,7 +1,7 @@
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.SDfp.Data;
+namespace Microsoft.ML.SDfp.Training.Data;
 
 /// <summary>
 /// An in-memory labelled image set: images <c>[N, C, H, W]</c> float32 (already normalised) and

@@ -3,7 +3,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.SDfp.Models;
+namespace Microsoft.ML.SDfp.Training.Models;
 
 /// <summary>
 /// torchvision's Bottleneck (ResNet v1.5): 1×1 reduce, 3×3 with the stride, 1×1 expand ×4, each

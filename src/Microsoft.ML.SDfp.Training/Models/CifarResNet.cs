@@ -3,7 +3,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.SDfp.Models;
+namespace Microsoft.ML.SDfp.Training.Models;
 
 /// <summary>
 /// The CIFAR ResNets of He et al. (2016, §4.2): ResNet-20/32/56, i.e. 6n + 2 layers with

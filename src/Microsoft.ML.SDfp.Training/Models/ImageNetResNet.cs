@@ -3,7 +3,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.SDfp.Models;
+namespace Microsoft.ML.SDfp.Training.Models;
 
 /// <summary>
 /// ResNet-18/34/50/101/152 in torchvision's topology (v1.5: Bottleneck stride on the 3×3 conv),

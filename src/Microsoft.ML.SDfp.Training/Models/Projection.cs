@@ -2,7 +2,7 @@ using Microsoft.ML.SDfp.Numerics.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 
-namespace Microsoft.ML.SDfp.Models;
+namespace Microsoft.ML.SDfp.Training.Models;
 
 /// <summary>The projection shortcut <c>downsample = Sequential(conv1x1(stride), BatchNorm2d)</c>, as in torchvision.</summary>
 internal static class Projection

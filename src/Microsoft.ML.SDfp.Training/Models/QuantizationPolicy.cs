@@ -1,6 +1,6 @@
-using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Formats;
 
-namespace Microsoft.ML.SDfp.Models;
+namespace Microsoft.ML.SDfp.Training.Models;
 
 /// <summary>
 /// Which conv/linear layers of a ResNet are quantised, and with which per-role formats.

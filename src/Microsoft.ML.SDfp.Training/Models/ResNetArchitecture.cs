@@ -1,4 +1,4 @@
-namespace Microsoft.ML.SDfp.Models;
+namespace Microsoft.ML.SDfp.Training.Models;
 
 /// <summary>The ResNet variants the factory builds.</summary>
 /// <remarks>

@@ -1,4 +1,4 @@
-namespace Microsoft.ML.SDfp.Models;
+namespace Microsoft.ML.SDfp.Training.Models;
 
 /// <summary>Builds ResNets from <see cref="ResNetOptions"/>.</summary>
 public static class ResNetFactory

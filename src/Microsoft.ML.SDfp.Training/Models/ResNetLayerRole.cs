@@ -1,4 +1,4 @@
-namespace Microsoft.ML.SDfp.Models;
+namespace Microsoft.ML.SDfp.Training.Models;
 
 /// <summary>Where a conv/linear sits in a ResNet, which decides its configuration under a <see cref="QuantizationPolicy"/>.</summary>
 public enum ResNetLayerRole

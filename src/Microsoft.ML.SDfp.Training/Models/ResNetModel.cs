@@ -3,7 +3,7 @@ using Microsoft.ML.SDfp.Numerics.Telemetry;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Microsoft.ML.SDfp.Models;
+namespace Microsoft.ML.SDfp.Training.Models;
 
 /// <summary>
 /// Base of every ResNet the factory builds: <c>logits = forward(x) = fc(Features(x))</c>, where

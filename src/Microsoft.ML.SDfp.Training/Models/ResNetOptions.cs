@@ -1,4 +1,4 @@
-namespace Microsoft.ML.SDfp.Models;
+namespace Microsoft.ML.SDfp.Training.Models;
 
 /// <summary>Everything <see cref="ResNetFactory.Create"/> needs to build a ResNet. Every default is listed on its property.</summary>
 public sealed record ResNetOptions

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Runtime;
 using Xunit;
 
 namespace Microsoft.ML.SDfp.Numerics.Tests.Runtime;
@@ -50,7 +50,7 @@ public class PackageConsumerTests : IClassFixture<PackageConsumerTests.ConsumerA
         Assert.Contains("Set SDFP_NATIVE_CACHE", run.Output);
     }
 
-    /// <summary>Packs the numerics project into a private feed and builds a console app against it, once.</summary>
+    /// <summary>Packs the runtime and numerics projects into a private feed and builds a console app against it, once.</summary>
     public sealed class ConsumerApp : IDisposable
     {
         private readonly string _work = Directory.CreateTempSubdirectory("sdfp-consumer-").FullName;
@@ -64,8 +64,12 @@ public class PackageConsumerTests : IClassFixture<PackageConsumerTests.ConsumerA
             // A unique version, so the global package cache never serves a stale copy of an earlier run.
             var version = $"0.1.0-test.{DateTime.UtcNow:yyyyMMddHHmmss}.{Environment.ProcessId}";
             var feed = Path.Combine(_work, "feed");
-            var project = Path.Combine(RepositoryPaths.Root, "src", "Microsoft.ML.SDfp.Numerics", "Microsoft.ML.SDfp.Numerics.csproj");
-            Dotnet(RepositoryPaths.Root, "pack", project, "--no-build", "-c", configuration, "-o", feed, $"-p:PackageVersion={version}");
+            // The numerics package depends on the runtime package (the loader), so the feed needs both.
+            foreach (var name in new[] { "Microsoft.ML.SDfp.Runtime", "Microsoft.ML.SDfp.Numerics" })
+            {
+                var project = Path.Combine(RepositoryPaths.Root, "src", name, name + ".csproj");
+                Dotnet(RepositoryPaths.Root, "pack", project, "--no-build", "-c", configuration, "-o", feed, $"-p:PackageVersion={version}");
+            }
 
             var app = Path.Combine(_work, "app");
             Directory.CreateDirectory(app);
@@ -92,7 +96,7 @@ public class PackageConsumerTests : IClassFixture<PackageConsumerTests.ConsumerA
                 </Project>
                 """);
             File.WriteAllText(Path.Combine(app, "Program.cs"), """
-                using Microsoft.ML.SDfp.Numerics.Runtime;
+                using Microsoft.ML.SDfp.Runtime;
                 using TorchSharp;
                 Console.WriteLine("report: " + TorchSharpRuntime.EnsureLoaded());
                 using var ones = torch.ones(4);

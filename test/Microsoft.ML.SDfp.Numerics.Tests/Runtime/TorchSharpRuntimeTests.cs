@@ -1,4 +1,4 @@
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Runtime;
 using TorchSharp;
 using Xunit;
 

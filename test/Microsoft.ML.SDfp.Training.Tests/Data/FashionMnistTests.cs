@@ -1,6 +1,6 @@
 using System.IO.Compression;
-using Microsoft.ML.SDfp.Data;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Data;
 using TorchSharp;
 using Xunit;
 

@@ -1,5 +1,5 @@
-using Microsoft.ML.SDfp.Data;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Data;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;

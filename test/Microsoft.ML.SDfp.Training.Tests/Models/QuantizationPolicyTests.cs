@@ -1,7 +1,8 @@
-using Microsoft.ML.SDfp.Models;
-using Microsoft.ML.SDfp.Numerics;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 using Xunit;
 

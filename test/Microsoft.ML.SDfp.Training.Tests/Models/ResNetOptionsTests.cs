@@ -1,6 +1,7 @@
-using Microsoft.ML.SDfp.Models;
-using Microsoft.ML.SDfp.Numerics;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Models;
 using Xunit;
 
 namespace Microsoft.ML.SDfp.Training.Tests.Models;

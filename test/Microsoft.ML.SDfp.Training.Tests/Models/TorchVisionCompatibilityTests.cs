@@ -1,5 +1,5 @@
-using Microsoft.ML.SDfp.Models;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;

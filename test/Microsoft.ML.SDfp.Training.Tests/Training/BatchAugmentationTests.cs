@@ -1,5 +1,4 @@
-using Microsoft.ML.SDfp.Numerics.Runtime;
-using Microsoft.ML.SDfp.Training;
+using Microsoft.ML.SDfp.Runtime;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;

@@ -1,11 +1,12 @@
-using Microsoft.ML.SDfp.Models;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Models;
 using Xunit;
 
 namespace Microsoft.ML.SDfp.Training.Tests.Training;
 
 public sealed class ImageClassifierTrainerEarlyStoppingTests
 {
-    public ImageClassifierTrainerEarlyStoppingTests() => Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+    public ImageClassifierTrainerEarlyStoppingTests() => Microsoft.ML.SDfp.Runtime.TorchSharpRuntime.EnsureLoaded();
 
     [Fact]
     public void Early_stopping_stops_after_patience_epochs_without_improvement_and_restores_the_best_weights()

@@ -1,4 +1,5 @@
-using Microsoft.ML.SDfp.Models;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
@@ -7,7 +8,7 @@ namespace Microsoft.ML.SDfp.Training.Tests.Training;
 
 public sealed class ImageClassifierTrainerEvaluationTests
 {
-    public ImageClassifierTrainerEvaluationTests() => Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+    public ImageClassifierTrainerEvaluationTests() => Microsoft.ML.SDfp.Runtime.TorchSharpRuntime.EnsureLoaded();
 
     [Fact]
     public void PredictProbabilities_gives_softmax_rows_in_eval_mode_without_gradients_and_restores_the_mode()

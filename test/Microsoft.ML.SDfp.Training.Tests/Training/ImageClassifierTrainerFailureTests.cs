@@ -1,6 +1,8 @@
-using Microsoft.ML.SDfp.Data;
-using Microsoft.ML.SDfp.Models;
-using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Data;
+using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit;
@@ -10,7 +12,7 @@ namespace Microsoft.ML.SDfp.Training.Tests.Training;
 
 public sealed class ImageClassifierTrainerFailureTests
 {
-    public ImageClassifierTrainerFailureTests() => Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+    public ImageClassifierTrainerFailureTests() => Microsoft.ML.SDfp.Runtime.TorchSharpRuntime.EnsureLoaded();
 
     private const int Count = 96;
     private const int BatchSize = 32;

@@ -1,6 +1,8 @@
 using System.Diagnostics;
-using Microsoft.ML.SDfp.Data;
+using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Data;
 using Xunit;
 using Xunit.Abstractions;
 
@@ -12,7 +14,7 @@ public sealed class ImageClassifierTrainerLearningTests
 
     public ImageClassifierTrainerLearningTests(ITestOutputHelper output)
     {
-        Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+        Microsoft.ML.SDfp.Runtime.TorchSharpRuntime.EnsureLoaded();
         _output = output;
     }
 
@@ -50,7 +52,7 @@ public sealed class ImageClassifierTrainerLearningTests
         Assert.True(result.Epochs[1].TrainLoss < result.Epochs[0].TrainLoss, "training loss should fall from epoch 1 to 2");
         Assert.Equal(2 * 32, steps.Count);                                           // 2000 / 64 = 31 full batches + one of 16
         Assert.Equal(TimeSpan.Zero, steps[^1].Eta);
-        Assert.Contains(result.Epochs[^1].Telemetry, s => s.Layer == "layer1.0.conv1" && s.Role == Numerics.TensorRole.Error);
+        Assert.Contains(result.Epochs[^1].Telemetry, s => s.Layer == "layer1.0.conv1" && s.Role == Numerics.Formats.TensorRole.Error);
         Assert.True(result.Epochs[^1].ResidentBytes > 0);
     }
 }

@@ -1,17 +1,18 @@
-using Microsoft.ML.SDfp.Data;
-using Microsoft.ML.SDfp.Models;
-using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Data;
+using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 using Xunit;
 using static TorchSharp.torch;
-using RoundingMode = Microsoft.ML.SDfp.Numerics.RoundingMode;
+using RoundingMode = Microsoft.ML.SDfp.Numerics.Formats.RoundingMode;
 
 namespace Microsoft.ML.SDfp.Training.Tests.Training;
 
 [Collection(GlobalGeneratorCollection.Name)]
 public sealed class ImageClassifierTrainerReplicaTests
 {
-    public ImageClassifierTrainerReplicaTests() => Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+    public ImageClassifierTrainerReplicaTests() => Microsoft.ML.SDfp.Runtime.TorchSharpRuntime.EnsureLoaded();
 
     [Fact]
     public void A_step_with_two_replicas_is_one_sgd_step_on_the_summed_gradients_of_the_two_halves_of_the_batch()

@@ -1,4 +1,5 @@
-using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Runtime;
 using Xunit;
 
 namespace Microsoft.ML.SDfp.Training.Tests.Training;
@@ -6,7 +7,7 @@ namespace Microsoft.ML.SDfp.Training.Tests.Training;
 [Collection(GlobalGeneratorCollection.Name)]
 public sealed class ImageClassifierTrainerReproducibilityTests
 {
-    public ImageClassifierTrainerReproducibilityTests() => Microsoft.ML.SDfp.Numerics.Runtime.TorchSharpRuntime.EnsureLoaded();
+    public ImageClassifierTrainerReproducibilityTests() => Microsoft.ML.SDfp.Runtime.TorchSharpRuntime.EnsureLoaded();
 
     private static readonly TrainingOptions Options = new() { Epochs = 2, BatchSize = 32, LearningRate = 0.05, Seed = 21 };
 

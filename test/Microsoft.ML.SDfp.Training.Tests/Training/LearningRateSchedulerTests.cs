@@ -1,4 +1,3 @@
-using Microsoft.ML.SDfp.Training;
 using Xunit;
 
 namespace Microsoft.ML.SDfp.Training.Tests.Training;

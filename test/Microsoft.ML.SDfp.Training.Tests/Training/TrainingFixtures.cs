@@ -1,10 +1,10 @@
-using Microsoft.ML.SDfp.Data;
-using Microsoft.ML.SDfp.Models;
-using Microsoft.ML.SDfp.Numerics;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Training.Data;
+using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 using static TorchSharp.torch;
-using RoundingMode = Microsoft.ML.SDfp.Numerics.RoundingMode;
+using RoundingMode = Microsoft.ML.SDfp.Numerics.Formats.RoundingMode;
 
 namespace Microsoft.ML.SDfp.Training.Tests.Training;
 

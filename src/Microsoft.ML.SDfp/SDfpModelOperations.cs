@@ -1,0 +1,91 @@
+using Microsoft.ML.SDfp.Runtime;
+
+namespace Microsoft.ML;
+
+/// <summary>
+/// Crash-safe saving and diagnosable loading of model .zip files. ML.NET's own <c>Model.Save(model, schema, path)</c>
+/// opens the path with <c>File.Create</c>, which truncates any earlier file first, and then streams the zip into it:
+/// a crash or exception mid-save leaves a truncated, unreadable file where the old model was.
+/// </summary>
+public static class SDfpModelOperations
+{
+    /// <summary>
+    /// Saves like <c>Model.Save</c>, but into a temporary file in the same directory, flushed to disk, then renamed
+    /// over <paramref name="filePath"/>. A crash mid-save leaves the earlier file untouched (at worst a stray
+    /// "*.tmp" file next to it); the rename is atomic on the same file system.
+    /// </summary>
+    /// <param name="catalog">The model operations catalog (<c>mlContext.Model</c>).</param>
+    /// <param name="model">The fitted pipeline.</param>
+    /// <param name="inputSchema">Its input schema (may be null, as for <c>Model.Save</c>).</param>
+    /// <param name="filePath">Destination .zip path.</param>
+    public static void SaveAtomically(this ModelOperationsCatalog catalog, ITransformer model, DataViewSchema? inputSchema, string filePath)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentException.ThrowIfNullOrWhiteSpace(filePath);
+        AtomicFile.Write(filePath, stream => catalog.Save(model, inputSchema, stream));
+    }
+
+    /// <summary>
+    /// Loads like <c>Model.Load(path, out schema)</c>, but any failure names the file and says whether it is missing,
+    /// not a model .zip, damaged, or written by an incompatible version of this library.
+    /// </summary>
+    /// <param name="catalog">The model operations catalog (<c>mlContext.Model</c>).</param>
+    /// <param name="filePath">The model .zip.</param>
+    /// <param name="inputSchema">The input schema saved with the model.</param>
+    /// <exception cref="FileNotFoundException">No file at <paramref name="filePath"/>.</exception>
+    /// <exception cref="InvalidDataException">The file cannot be loaded; the message says why.</exception>
+    public static ITransformer LoadChecked(this ModelOperationsCatalog catalog, string filePath, out DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentException.ThrowIfNullOrWhiteSpace(filePath);
+        if (!File.Exists(filePath))
+        {
+            throw new FileNotFoundException($"Model file '{filePath}' does not exist.", filePath);
+        }
+
+        try
+        {
+            return catalog.Load(filePath, out inputSchema);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            string reason = Describe(ex);
+            throw new InvalidDataException($"Cannot load model '{filePath}': {reason}", ex);
+        }
+    }
+
+    private static string Describe(Exception ex)
+    {
+        for (Exception? e = ex; e is not null; e = e.InnerException)
+        {
+            if (e.Message.Contains("S-DFP", StringComparison.Ordinal))
+            {
+                return e.Message;
+            }
+        }
+
+        string all = string.Join(" ", Flatten(ex).Select(e => e.Message));
+        if (Flatten(ex).Any(e => e is System.IO.InvalidDataException && e.Message.Contains("Central Directory", StringComparison.OrdinalIgnoreCase))
+            || all.Contains("End of Central Directory", StringComparison.OrdinalIgnoreCase))
+        {
+            return $"the file is not a complete .zip archive (truncated, or not a zip at all). Details: {ex.Message}";
+        }
+
+        if (all.Contains("CRC", StringComparison.OrdinalIgnoreCase) || all.Contains("corrupt", StringComparison.OrdinalIgnoreCase)
+            || all.Contains("block type", StringComparison.OrdinalIgnoreCase))
+        {
+            return $"the .zip archive is damaged. Details: {ex.Message}";
+        }
+
+        return $"it is not an ML.NET model (or it is damaged). Details: {ex.Message}";
+    }
+
+    private static IEnumerable<Exception> Flatten(Exception ex)
+    {
+        for (Exception? e = ex; e is not null; e = e.InnerException)
+        {
+            yield return e;
+        }
+    }
+}

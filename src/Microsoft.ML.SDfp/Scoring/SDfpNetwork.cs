@@ -1,0 +1,248 @@
+using Microsoft.ML.SDfp.ImageInput;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Layers;
+using Microsoft.ML.SDfp.Numerics.Quantization;
+using Microsoft.ML.SDfp.Training.Models;
+using TorchSharp;
+using static TorchSharp.torch;
+using RoundingMode = Microsoft.ML.SDfp.Numerics.Formats.RoundingMode;
+
+namespace Microsoft.ML.SDfp.Scoring;
+
+/// <summary>
+/// A trained ResNet prepared for scoring, with its input normalisation. Shared by a transformer and the views and
+/// mappers it creates.
+/// </summary>
+/// <remarks>
+/// <para>Scoring uses the trained number format with two deliberate differences from the training-time forward:</para>
+/// <para>1. Weights are quantised once (<see cref="Freeze"/>): each quantised layer's weight is replaced by its grid
+/// values q·2^e and the layer no longer re-quantises it. Re-quantising grid values is not idempotent for S-DFP with a
+/// positive shift (the largest values saturate again at a lower exponent), so freezing is what makes a saved and
+/// reloaded model score bit-identically.</para>
+/// <para>2. Activations use one static exponent per layer, calibrated after training: the training images are run
+/// through the network in batches of the training batch size with the trained activation format (nearest-even,
+/// current amax), and each layer keeps the exponent its batches chose most often. A per-batch exponent would make a
+/// row's score depend on its batch neighbours; a per-image exponent would clip every image's own largest activations
+/// under a positive shift, which the network never saw in training. The static exponent is what the training-time
+/// evaluation used for a typical batch, and it makes scoring deterministic and independent of batching.</para>
+/// </remarks>
+internal sealed class SDfpNetwork : IDisposable
+{
+    private readonly object _lock = new();
+    private readonly List<Action> _hookRemovers = new();
+    private readonly Dictionary<string, QuantizedWeight> _frozen = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, float[]> _masterWeights = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, int> _activationExponents = new(StringComparer.Ordinal);
+
+    public SDfpNetwork(ResNetModel model, ImageInputShape inputShape, float[] mean, float[] std)
+    {
+        Model = model;
+        InputShape = inputShape;
+        Mean = mean;
+        Std = std;
+    }
+
+    public ResNetModel Model { get; }
+
+    public ImageInputShape InputShape { get; }
+
+    public float[] Mean { get; }
+
+    public float[] Std { get; }
+
+    public int ClassCount => Model.Options.NumClasses;
+
+    public int EmbeddingSize => (int)Model.EmbeddingSize;
+
+    /// <summary>Quantised weights kept as integers for persistence, by parameter name ("layer1.0.conv1.weight").</summary>
+    public IReadOnlyDictionary<string, QuantizedWeight> FrozenWeights => _frozen;
+
+    /// <summary>
+    /// FP32 master weights of the quantised layers as they were before <see cref="Freeze"/>, when it was asked to keep
+    /// them (only to measure what integer storage saves against storing the trained model in FP32).
+    /// </summary>
+    public IReadOnlyDictionary<string, float[]> MasterWeights => _masterWeights;
+
+    /// <summary>Calibrated static activation exponent of each quantised layer, by module path ("layer1.0.conv1").</summary>
+    public IReadOnlyDictionary<string, int> ActivationExponents => _activationExponents;
+
+    /// <summary>The format each layer's weights were trained in, before <see cref="Freeze"/> (policy of the model).</summary>
+    public QuantizationPolicy TrainedPolicy => Model.Options.Quantization;
+
+    /// <summary>
+    /// Prepares a model for scoring: quantise its weights once, fix one activation exponent per layer, and switch the
+    /// layers to those. A freshly trained model passes <paramref name="calibrationImages"/> (normalised training images)
+    /// to calibrate the exponents; a loaded model passes the stored integers and exponents instead.
+    /// </summary>
+    public void Freeze(IReadOnlyDictionary<string, QuantizedWeight>? loadedWeights = null, IReadOnlyDictionary<string, int>? loadedExponents = null,
+        Tensor? calibrationImages = null, int calibrationBatchSize = 128, bool keepMasterWeights = false)
+    {
+        Model.eval();
+        Model.Telemetry = null;
+        var layers = new List<(string Path, nn.Module<Tensor, Tensor> Module, QuantizationConfig Config, Action<QuantizationConfig> SetConfig, Func<TensorQuantizer?> Activation)>();
+        using (torch.no_grad())
+        {
+            foreach (var (path, module) in Model.named_modules())
+            {
+                (QuantizationConfig config, TorchSharp.Modules.Parameter weight, Action<QuantizationConfig> setConfig, Func<TensorQuantizer?> activation) layer;
+                if (module is QuantizedConv2d conv)
+                {
+                    layer = (conv.Config, conv.weight, c => conv.Config = c, () => conv.Quantizer(TensorRole.Activation));
+                }
+                else if (module is QuantizedLinear linear)
+                {
+                    layer = (linear.Config, linear.weight, c => linear.Config = c, () => linear.Quantizer(TensorRole.Activation));
+                }
+                else
+                {
+                    continue;
+                }
+
+                string parameterName = path + ".weight";
+                if (layer.config.Weight is { } weightFormat)
+                {
+                    if (keepMasterWeights)
+                    {
+                        _masterWeights[parameterName] = layer.weight.detach().contiguous().data<float>().ToArray();
+                    }
+
+                    QuantizedWeight quantized = loadedWeights is not null && loadedWeights.TryGetValue(parameterName, out var stored)
+                        ? stored
+                        : QuantizedWeight.From(layer.weight, InferenceFormat(weightFormat), path);
+                    using Tensor gridValues = quantized.ToTensor();
+                    layer.weight.copy_(gridValues);
+                    _frozen[parameterName] = quantized;
+                }
+
+                // Weights are on the grid now; activations keep the trained format (deterministic variant) for calibration.
+                QuantizationConfig scoring = QuantizationConfig.Fp32 with
+                {
+                    Activation = layer.config.Activation is { } a ? InferenceFormat(a) : null,
+                };
+                layer.setConfig(scoring);
+                if (scoring.Activation is not null)
+                {
+                    layers.Add((path, (nn.Module<Tensor, Tensor>)module, scoring, layer.setConfig, layer.activation));
+                }
+            }
+        }
+
+        if (layers.Count > 0)
+        {
+            if (loadedExponents is not null)
+            {
+                foreach (var layer in layers)
+                {
+                    _activationExponents[layer.Path] = loadedExponents.TryGetValue(layer.Path, out int e)
+                        ? e
+                        : throw new InvalidDataException($"The model file has no activation exponent for layer '{layer.Path}'; it is corrupt.");
+                }
+            }
+            else
+            {
+                Calibrate(layers.Select(l => (l.Path, l.Activation)).ToList(), calibrationImages
+                    ?? throw new InvalidOperationException("A quantised model needs calibration images to fix its activation exponents."), calibrationBatchSize);
+            }
+
+            foreach (var layer in layers)
+            {
+                DfpFormat format = layer.Config.Activation!;
+                int exponent = _activationExponents[layer.Path];
+                layer.SetConfig(QuantizationConfig.Fp32);
+                var hook = layer.Module.register_forward_pre_hook((_, input) => QuantizeWithExponent(input, format, exponent));
+                _hookRemovers.Add(hook.remove);
+            }
+        }
+    }
+
+    private void Calibrate(IReadOnlyList<(string Path, Func<TensorQuantizer?> Activation)> layers, Tensor images, int batchSize)
+    {
+        var votes = layers.ToDictionary(l => l.Path, _ => new Dictionary<int, int>());
+        long count = images.shape[0];
+        for (long start = 0; start < count; start += batchSize)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            Model.call(images.slice(0, start, Math.Min(count, start + batchSize), 1));
+            foreach (var (path, activation) in layers)
+            {
+                int exponent = activation()!.LastExponent;
+                votes[path][exponent] = votes[path].GetValueOrDefault(exponent) + 1;
+            }
+        }
+
+        foreach (var (path, tally) in votes)
+        {
+            // The exponent most batches chose; on a tie the larger one (more headroom, less clipping).
+            _activationExponents[path] = tally.OrderByDescending(kv => kv.Value).ThenByDescending(kv => kv.Key).First().Key;
+        }
+    }
+
+    /// <summary>
+    /// Scores <paramref name="count"/> normalised images (CHW each, contiguous) in one forward pass. Returns softmax
+    /// probabilities [count × classes] and/or embeddings [count × EmbeddingSize].
+    /// </summary>
+    public (float[]? Probabilities, float[]? Embeddings) Forward(float[] images, int count, bool wantProbabilities, bool wantEmbeddings)
+    {
+        // TorchSharp modules are not safe to call from several threads at once (hooks, dispose scopes); scoring
+        // from many cursors or prediction engines serialises here, each call still scores a whole batch.
+        lock (_lock)
+        {
+            using var scope = torch.NewDisposeScope();
+            using var noGrad = torch.no_grad();
+            Tensor x = torch.tensor(images.AsSpan(0, count * InputShape.Size).ToArray(), new long[] { count, InputShape.Channels, InputShape.Height, InputShape.Width });
+            Tensor features = Model.Features(x);
+            float[]? embeddings = wantEmbeddings ? features.contiguous().data<float>().ToArray() : null;
+            float[]? probabilities = null;
+            if (wantProbabilities)
+            {
+                Tensor logits = Model.Classifier.call(features);
+                probabilities = torch.nn.functional.softmax(logits, 1).contiguous().data<float>().ToArray();
+            }
+
+            return (probabilities, embeddings);
+        }
+    }
+
+    /// <summary>Applies the stored per-channel normalisation in place to one image (CHW).</summary>
+    public void Normalize(Span<float> image)
+    {
+        int plane = InputShape.Height * InputShape.Width;
+        for (int c = 0; c < InputShape.Channels; c++)
+        {
+            float mean = Mean[c], std = Std[c];
+            Span<float> channel = image.Slice(c * plane, plane);
+            for (int i = 0; i < channel.Length; i++)
+            {
+                channel[i] = (channel[i] - mean) / std;
+            }
+        }
+    }
+
+    /// <summary>The deterministic inference variant of a trained format: nearest-even rounding, current exponent.</summary>
+    internal static DfpFormat InferenceFormat(DfpFormat trained) =>
+        trained with { Rounding = RoundingMode.NearestEven, ExponentSource = ExponentSource.Current };
+
+    /// <summary>
+    /// Fake-quantises <paramref name="input"/> on the grid of one fixed exponent: clamp(round(x / 2^e), qmin, qmax) · 2^e,
+    /// rounding half to even. Division and multiplication by a power of two are exact.
+    /// </summary>
+    internal static Tensor QuantizeWithExponent(Tensor input, DfpFormat format, int exponent)
+    {
+        using var scope = torch.NewDisposeScope();
+        float scale = MathF.ScaleB(1f, exponent);
+        Tensor q = torch.round(input / scale).clamp((float)format.QMin, (float)format.QMax);
+        return (q * scale).MoveToOuterDisposeScope();
+    }
+
+    public void Dispose()
+    {
+        foreach (Action remove in _hookRemovers)
+        {
+            remove();
+        }
+
+        _hookRemovers.Clear();
+        Model.Dispose();
+    }
+}

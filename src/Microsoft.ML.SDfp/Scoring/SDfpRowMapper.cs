@@ -1,0 +1,137 @@
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.SDfp.Scoring;
+
+/// <summary>
+/// Row-at-a-time scoring for <c>PredictionEngine</c> and composed mappers: the scores of a row are computed on first
+/// request and cached until the input row moves.
+/// </summary>
+internal sealed class SDfpRowMapper : IRowToRowMapper
+{
+    private readonly SDfpImageClassificationTransformer _transformer;
+
+    public SDfpRowMapper(SDfpImageClassificationTransformer transformer, DataViewSchema inputSchema, DataViewSchema outputSchema)
+    {
+        _transformer = transformer;
+        InputSchema = inputSchema;
+        OutputSchema = outputSchema;
+    }
+
+    public DataViewSchema InputSchema { get; }
+
+    public DataViewSchema OutputSchema { get; }
+
+    public IEnumerable<DataViewSchema.Column> GetDependencies(IEnumerable<DataViewSchema.Column> dependingColumns)
+    {
+        var needed = new HashSet<int>();
+        foreach (DataViewSchema.Column column in dependingColumns)
+        {
+            if (column.Index < InputSchema.Count)
+            {
+                needed.Add(column.Index);
+            }
+            else
+            {
+                needed.Add(InputSchema[_transformer.FeatureColumnName].Index);
+                if (InputSchema.GetColumnOrNull(_transformer.ImagePathColumnName ?? "ImagePath") is { Type: TextDataViewType } path)
+                {
+                    needed.Add(path.Index);
+                }
+            }
+        }
+
+        return needed.OrderBy(i => i).Select(i => InputSchema[i]).ToList();
+    }
+
+    public DataViewRow GetRow(DataViewRow input, IEnumerable<DataViewSchema.Column> activeColumns)
+    {
+        var active = new bool[OutputSchema.Count];
+        foreach (DataViewSchema.Column column in activeColumns)
+        {
+            active[column.Index] = true;
+        }
+
+        return new Row(this, input, active);
+    }
+
+    private sealed class Row : DataViewRow
+    {
+        private readonly SDfpRowMapper _parent;
+        private readonly DataViewRow _input;
+        private readonly bool[] _active;
+        private SDfpBatchScorer? _scorer;
+        private long _scoredPosition = -1;
+
+        public Row(SDfpRowMapper parent, DataViewRow input, bool[] active)
+        {
+            _parent = parent;
+            _input = input;
+            _active = active;
+        }
+
+        public override DataViewSchema Schema => _parent.OutputSchema;
+
+        public override long Position => _input.Position;
+
+        public override long Batch => _input.Batch;
+
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
+
+        public override bool IsColumnActive(DataViewSchema.Column column) => _active[column.Index];
+
+        private SDfpBatchScorer Scored()
+        {
+            // The scorer is created lazily: PredictionEngine may build the row before the feature getter can be made.
+            _scorer ??= new SDfpBatchScorer(_parent._transformer, _input, wantProbabilities: _parent._transformer.ScoreColumnName is not null,
+                wantEmbeddings: _parent._transformer.EmbeddingColumnName is not null);
+            long position = _input.Position;
+            if (_scorer.Count == 0 || _scoredPosition != position)
+            {
+                _scorer.ScoreBatch(1, null, () => Math.Max(position, 0));
+                _scoredPosition = position;
+            }
+
+            return _scorer;
+        }
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            int inputCount = _parent.InputSchema.Count;
+            if (column.Index < inputCount)
+            {
+                return _input.GetGetter<TValue>(_input.Schema[column.Index]);
+            }
+
+            var transformer = _parent._transformer;
+            var (score, predicted, embedding) = transformer.OutputOffsets;
+            int offset = column.Index - inputCount;
+            Delegate getter;
+            if (offset == score)
+            {
+                getter = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => Copy(Scored().Probabilities!, transformer.ClassCount, ref value));
+            }
+            else if (offset == predicted)
+            {
+                getter = (ValueGetter<uint>)((ref uint value) => value = SDfpScoredDataView.ArgMaxKey(Scored().Probabilities!, transformer.ClassCount, 0));
+            }
+            else if (offset == embedding)
+            {
+                getter = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => Copy(Scored().Embeddings!, transformer.EmbeddingSize, ref value));
+            }
+            else
+            {
+                throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' is not produced by this transformer.");
+            }
+
+            return getter as ValueGetter<TValue>
+                ?? throw new InvalidOperationException($"Column '{column.Name}' has type {column.Type}; cannot get it as {typeof(TValue).Name}.");
+        }
+
+        private static void Copy(float[] source, int width, ref VBuffer<float> value)
+        {
+            var editor = VBufferEditor.Create(ref value, width);
+            source.AsSpan(0, width).CopyTo(editor.Values);
+            value = editor.Commit();
+        }
+    }
+}

@@ -1,0 +1,211 @@
+using Microsoft.ML.Data;
+
+namespace Microsoft.ML.SDfp.Scoring;
+
+/// <summary>
+/// The IDataView that <see cref="SDfpImageClassificationTransformer.Transform"/> returns: the input's columns plus the
+/// scores. Each cursor runs a second, lead cursor over the same input that reads ahead a batch of images and scores
+/// them in one forward pass; the main cursor serves the passthrough columns and picks the scores of its row.
+/// </summary>
+internal sealed class SDfpScoredDataView : IDataView
+{
+    private readonly SDfpImageClassificationTransformer _transformer;
+    private readonly IDataView _input;
+
+    public SDfpScoredDataView(SDfpImageClassificationTransformer transformer, IDataView input, DataViewSchema schema)
+    {
+        _transformer = transformer;
+        _input = input;
+        Schema = schema;
+    }
+
+    // The lead and main cursors must visit the same rows in the same order, so shuffling is not offered.
+    public bool CanShuffle => false;
+
+    public DataViewSchema Schema { get; }
+
+    public long? GetRowCount() => _input.GetRowCount();
+
+    public DataViewRowCursor GetRowCursor(IEnumerable<DataViewSchema.Column> columnsNeeded, Random? rand = null)
+    {
+        int inputCount = _input.Schema.Count;
+        var active = new bool[Schema.Count];
+        foreach (DataViewSchema.Column column in columnsNeeded)
+        {
+            active[column.Index] = true;
+        }
+
+        var (score, predicted, embedding) = _transformer.OutputOffsets;
+        bool wantScores = (score >= 0 && active[inputCount + score]) || (predicted >= 0 && active[inputCount + predicted]);
+        bool wantEmbeddings = embedding >= 0 && active[inputCount + embedding];
+        var inputColumns = _input.Schema.Where(c => active[c.Index]).ToList();
+        DataViewRowCursor main = _input.GetRowCursor(inputColumns);
+        DataViewRowCursor? lead = null;
+        if (wantScores || wantEmbeddings)
+        {
+            var leadColumns = new List<DataViewSchema.Column> { _input.Schema[_transformer.FeatureColumnName] };
+            if (_input.Schema.GetColumnOrNull(_transformer.ImagePathColumnName ?? "ImagePath") is { Type: TextDataViewType } path)
+            {
+                leadColumns.Add(path);
+            }
+
+            lead = _input.GetRowCursor(leadColumns);
+        }
+
+        return new Cursor(this, main, lead, active, wantScores, wantEmbeddings);
+    }
+
+    public DataViewRowCursor[] GetRowCursorSet(IEnumerable<DataViewSchema.Column> columnsNeeded, int n, Random? rand = null) =>
+        new[] { GetRowCursor(columnsNeeded, rand) };
+
+    private sealed class Cursor : DataViewRowCursor
+    {
+        private readonly SDfpScoredDataView _parent;
+        private readonly DataViewRowCursor _input;
+        private readonly DataViewRowCursor? _lead;
+        private readonly bool[] _active;
+        private readonly SDfpBatchScorer? _scorer;
+        private readonly int _inputCount;
+        private readonly int _classes;
+        private readonly int _embeddingSize;
+        private long _position = -1;
+        private long _batchStart;
+        private long _leadRows;
+        private bool _leadDone;
+
+        public Cursor(SDfpScoredDataView parent, DataViewRowCursor input, DataViewRowCursor? lead, bool[] active, bool wantScores, bool wantEmbeddings)
+        {
+            _parent = parent;
+            _input = input;
+            _lead = lead;
+            _active = active;
+            _inputCount = parent._input.Schema.Count;
+            _classes = parent._transformer.ClassCount;
+            _embeddingSize = parent._transformer.EmbeddingSize;
+            if (lead is not null)
+            {
+                _scorer = new SDfpBatchScorer(parent._transformer, lead, wantScores, wantEmbeddings);
+            }
+        }
+
+        public override DataViewSchema Schema => _parent.Schema;
+
+        public override long Position => _position;
+
+        public override long Batch => _input.Batch;
+
+        public override ValueGetter<DataViewRowId> GetIdGetter() => _input.GetIdGetter();
+
+        public override bool IsColumnActive(DataViewSchema.Column column) => _active[column.Index];
+
+        public override bool MoveNext()
+        {
+            if (!_input.MoveNext())
+            {
+                return false;
+            }
+
+            _position++;
+            if (_scorer is not null && _position >= _batchStart + _scorer.Count)
+            {
+                FillBatch();
+            }
+
+            return true;
+        }
+
+        private void FillBatch()
+        {
+            if (_leadDone || !_lead!.MoveNext())
+            {
+                throw new InvalidOperationException("The input data view returned fewer rows to the scoring read-ahead cursor than to the main cursor; it must be deterministic.");
+            }
+
+            _batchStart = _leadRows;
+            int max = _parent._transformer.ScoringBatchSize;
+            _scorer!.ScoreBatch(max, () =>
+            {
+                if (_lead.MoveNext())
+                {
+                    return true;
+                }
+
+                _leadDone = true;
+                return false;
+            }, () => _lead.Position);
+            _leadRows += _scorer.Count;
+        }
+
+        public override ValueGetter<TValue> GetGetter<TValue>(DataViewSchema.Column column)
+        {
+            if (!_active[column.Index])
+            {
+                throw new InvalidOperationException($"Column '{column.Name}' is not active in this cursor.");
+            }
+
+            if (column.Index < _inputCount)
+            {
+                return _input.GetGetter<TValue>(_input.Schema[column.Index]);
+            }
+
+            var (score, predicted, embedding) = _parent._transformer.OutputOffsets;
+            int offset = column.Index - _inputCount;
+            Delegate getter;
+            if (offset == score)
+            {
+                getter = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => CopySlice(_scorer!.Probabilities!, _classes, ref value));
+            }
+            else if (offset == predicted)
+            {
+                getter = (ValueGetter<uint>)((ref uint value) => value = ArgMaxKey(_scorer!.Probabilities!, _classes, RowInBatch()));
+            }
+            else if (offset == embedding)
+            {
+                getter = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => CopySlice(_scorer!.Embeddings!, _embeddingSize, ref value));
+            }
+            else
+            {
+                throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' is not produced by this transformer.");
+            }
+
+            return getter as ValueGetter<TValue>
+                ?? throw new InvalidOperationException($"Column '{column.Name}' has type {column.Type}; cannot get it as {typeof(TValue).Name}.");
+        }
+
+        private int RowInBatch() => (int)(_position - _batchStart);
+
+        private void CopySlice(float[] source, int width, ref VBuffer<float> value)
+        {
+            var editor = VBufferEditor.Create(ref value, width);
+            source.AsSpan(RowInBatch() * width, width).CopyTo(editor.Values);
+            value = editor.Commit();
+        }
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing)
+            {
+                _input.Dispose();
+                _lead?.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+
+    /// <summary>1-based key of the most probable class (ties go to the lower class index).</summary>
+    internal static uint ArgMaxKey(float[] probabilities, int classes, int row)
+    {
+        ReadOnlySpan<float> p = probabilities.AsSpan(row * classes, classes);
+        int best = 0;
+        for (int c = 1; c < classes; c++)
+        {
+            if (p[c] > p[best])
+            {
+                best = c;
+            }
+        }
+
+        return (uint)(best + 1);
+    }
+}

@@ -1,0 +1,513 @@
+using System.Diagnostics;
+using Microsoft.ML.Data;
+using Microsoft.ML.Runtime;
+using Microsoft.ML.SDfp.ImageInput;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Telemetry;
+using Microsoft.ML.SDfp.Runtime;
+using Microsoft.ML.SDfp.Scoring;
+using Microsoft.ML.SDfp.Training;
+using Microsoft.ML.SDfp.Training.Data;
+using Microsoft.ML.SDfp.Training.Models;
+using TorchSharp;
+
+namespace Microsoft.ML.SDfp.Trainers;
+
+/// <summary>
+/// Trains a ResNet image classifier in low precision (S-DFP by default) and returns an
+/// <see cref="SDfpImageClassificationTransformer"/>. Create it with
+/// <c>mlContext.MulticlassClassification.Trainers.SDfpImageClassification(...)</c>.
+/// </summary>
+/// <remarks>
+/// <para>This estimator implements <see cref="IEstimator{TTransformer}"/> directly rather than deriving from ML.NET's
+/// TrainerEstimatorBase: that base class assumes a float feature vector and row-at-a-time prediction through a value
+/// mapper, while this trainer accepts encoded bytes, MLImages or float vectors and scores whole batches per forward
+/// pass.</para>
+/// <para>Images are decoded and resized once per <see cref="Fit"/>, into one tensor; every epoch reuses it.</para>
+/// </remarks>
+public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImageClassificationTransformer>
+{
+    private static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(5);
+    private readonly IHost _host;
+    private readonly Options _options;
+
+    internal SDfpImageClassificationTrainer(IHostEnvironment env, Options options)
+    {
+        ArgumentNullException.ThrowIfNull(env);
+        ArgumentNullException.ThrowIfNull(options);
+        _host = env.Register(nameof(SDfpImageClassificationTrainer));
+        options.Validate();
+        _options = options;
+    }
+
+    /// <summary>The settings this trainer was created with.</summary>
+    public Options TrainerOptions => _options;
+
+    /// <summary>Checks the input columns and describes the columns the fitted transformer will add.</summary>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        if (!inputSchema.TryFindColumn(_options.LabelColumnName, out SchemaShape.Column label))
+        {
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Label column '{_options.LabelColumnName}' not found in the input.");
+        }
+
+        if (!label.IsKey)
+        {
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), NotKeyMessage(_options.LabelColumnName, label.ItemType));
+        }
+
+        if (!inputSchema.TryFindColumn(_options.FeatureColumnName, out SchemaShape.Column _))
+        {
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), $"Image column '{_options.FeatureColumnName}' not found in the input.");
+        }
+
+        var columns = inputSchema.ToDictionary(c => c.Name);
+        var scoreAnnotations = new SchemaShape(new[]
+        {
+            new SchemaShape.Column(AnnotationUtils.Kinds.ScoreColumnSetId, SchemaShape.Column.VectorKind.Scalar, NumberDataViewType.UInt32, true),
+            new SchemaShape.Column(AnnotationUtils.Kinds.ScoreColumnKind, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
+            new SchemaShape.Column(AnnotationUtils.Kinds.ScoreValueKind, SchemaShape.Column.VectorKind.Scalar, TextDataViewType.Instance, false),
+            new SchemaShape.Column(AnnotationUtils.Kinds.SlotNames, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false),
+            new SchemaShape.Column(AnnotationUtils.Kinds.TrainingLabelValues, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false),
+        });
+        columns[_options.ScoreColumnName] = new SchemaShape.Column(_options.ScoreColumnName, SchemaShape.Column.VectorKind.Vector,
+            NumberDataViewType.Single, false, scoreAnnotations);
+        var keyAnnotations = new SchemaShape(new[]
+        {
+            new SchemaShape.Column(AnnotationUtils.Kinds.KeyValues, SchemaShape.Column.VectorKind.Vector, TextDataViewType.Instance, false),
+        });
+        columns[_options.PredictedLabelColumnName] = new SchemaShape.Column(_options.PredictedLabelColumnName, SchemaShape.Column.VectorKind.Scalar,
+            NumberDataViewType.UInt32, true, keyAnnotations);
+        if (_options.EmbeddingColumnName is { } embedding)
+        {
+            columns[embedding] = new SchemaShape.Column(embedding, SchemaShape.Column.VectorKind.Vector, NumberDataViewType.Single, false);
+        }
+
+        return new SchemaShape(columns.Values);
+    }
+
+    /// <summary>
+    /// Decodes the images, trains the network and returns the fitted transformer. Progress and per-epoch metrics go to
+    /// <c>MLContext.Log</c>; <c>MLContext.CancelExecution()</c> stops training between steps with an
+    /// <see cref="OperationCanceledException"/>.
+    /// </summary>
+    public SDfpImageClassificationTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        TorchSharpRuntime.EnsureLoaded();
+        using IChannel ch = _host.Start("Training");
+        var clock = Stopwatch.StartNew();
+
+        DataViewSchema.Column labelColumn = CheckLabel(input.Schema, _options.LabelColumnName, "training data");
+        LabelNames labelNames = LabelNames.FromKeyColumn(labelColumn)
+            ?? throw new ArgumentOutOfRangeException(nameof(input),
+                $"Label column '{labelColumn.Name}' is a key without KeyValues annotations; create it with MapValueToKey so the classes have names.");
+        int classes = labelNames.Count;
+        ImageColumnKind kind = ImageFeatureReader.ResolveKind(input.Schema, _options.FeatureColumnName, _options.FeatureVectorShape, out ImageInputShape vectorShape);
+        if (_options.ValidationSet is { } validationView)
+        {
+            CheckValidationSchema(input.Schema, validationView.Schema, labelNames, kind, vectorShape);
+        }
+
+        string? pathColumn = _options.ImagePathColumnName ?? (input.Schema.GetColumnOrNull("ImagePath") is { Type: TextDataViewType } ? "ImagePath" : null);
+        int width = _options.ImageWidth, height = _options.ImageHeight;
+
+        DecodedImages train = Decode(input, "training data", kind, vectorShape, width, height, pathColumn, classes);
+        if (train.Count == 0)
+        {
+            throw new InvalidOperationException(train.SkippedMissingLabels > 0
+                ? $"The training data has no row with a label: all {train.SkippedMissingLabels} rows have a missing value in label column '{labelColumn.Name}'."
+                : $"The training data is empty: no rows to train on (label column '{labelColumn.Name}', image column '{_options.FeatureColumnName}').");
+        }
+
+        if (train.SkippedMissingLabels > 0)
+        {
+            ch.Warning($"Skipped {train.SkippedMissingLabels} training rows with a missing label in column '{labelColumn.Name}'.");
+        }
+
+        int channels = _options.ImageChannels ?? (train.AllGrey ? 1 : 3);
+        var inputShape = new ImageInputShape(channels, height, width);
+        long seed = _options.Seed ?? ((_host as IHostEnvironmentInternal)?.Seed ?? 1);
+
+        DecodedImages? validation = null;
+        if (_options.ValidationSet is { } validationSet)
+        {
+            validation = Decode(validationSet, "validation set", kind, vectorShape, width, height, pathColumn, classes);
+        }
+
+        float[] trainPixels = train.ToChannels(channels);
+        (float[] mean, float[] std) = ChannelStatistics(trainPixels, inputShape);
+        var network = new SDfpNetwork(CreateModel(inputShape, classes, seed), inputShape, mean, std);
+        NormalizeAll(network, trainPixels, train.Count);
+        float[]? validationPixels = validation?.ToChannels(channels);
+        if (validationPixels is not null)
+        {
+            NormalizeAll(network, validationPixels, validation!.Count);
+        }
+
+        ch.Info($"Decoded {train.Count} training images{(validation is not null ? $" and {validation.Count} validation images" : string.Empty)} to {inputShape} in {clock.Elapsed.TotalSeconds:F1}s; {classes} classes; {_options.Architecture}, {network.Model.Options.Quantization.Layers}.");
+
+        try
+        {
+            using ImageDataset all = MakeDataset(trainPixels, train.Labels, train.Count, inputShape, classes);
+            (ImageDataset trainSet, ImageDataset? validationSetData, bool ownsSplit) = Split(all, validationPixels, validation, inputShape, classes, seed, ch);
+            try
+            {
+                Train(ch, network, trainSet, validationSetData, seed);
+                using var scope = torch.NewDisposeScope();
+                network.Freeze(calibrationImages: CalibrationSample(trainSet, seed), calibrationBatchSize: Math.Max(2, _options.BatchSize),
+                    keepMasterWeights: _options.KeepMasterWeights);
+            }
+            finally
+            {
+                if (ownsSplit)
+                {
+                    trainSet.Dispose();
+                }
+
+                validationSetData?.Dispose();
+            }
+        }
+        catch
+        {
+            network.Dispose();
+            throw;
+        }
+
+        ch.Info($"Training finished in {clock.Elapsed.TotalSeconds:F1}s.");
+        return new SDfpImageClassificationTransformer(_host, network, labelNames, kind, vectorShape, _options.FeatureColumnName, pathColumn,
+            _options.ScoreColumnName, _options.PredictedLabelColumnName, _options.EmbeddingColumnName, _options.ScoringBatchSize);
+    }
+
+    private void Train(IChannel ch, SDfpNetwork network, ImageDataset trainSet, ImageDataset? validationSet, long seed)
+    {
+        ResNetModel model = network.Model;
+        QuantizationTelemetry? telemetry = null;
+        if (!model.Options.Quantization.Layers.IsFp32)
+        {
+            int stepsPerEpoch = (int)Math.Max(1, trainSet.Count / Math.Max(1, Math.Min(_options.BatchSize, trainSet.Count)));
+            // Full statistics a few times per epoch are enough for the per-epoch summary and cost little.
+            telemetry = new QuantizationTelemetry { SampleEvery = Math.Max(1, stepsPerEpoch / 4) };
+            model.Telemetry = telemetry;
+        }
+
+        var trainer = new ImageClassifierTrainer(model, _options.ToTrainingOptions(seed));
+        using var cancellation = new CancellationTokenSource();
+        var lastProgress = Stopwatch.StartNew();
+        trainer.StepCompleted += progress =>
+        {
+            if (IsCanceled())
+            {
+                cancellation.Cancel();
+            }
+
+            if (lastProgress.Elapsed >= ProgressInterval)
+            {
+                lastProgress.Restart();
+                ch.Info($"epoch {progress.Epoch} step {progress.Step}/{progress.StepsPerEpoch}: loss {progress.Loss:F4}, {progress.ImagesPerSecond:F0} img/s, ETA {progress.Eta:hh\\:mm\\:ss}");
+            }
+        };
+        trainer.EpochCompleted += metrics =>
+        {
+            var summary = new SDfpEpochMetrics(metrics.Epoch, metrics.TrainLoss, metrics.TrainAccuracy, metrics.ValidationLoss, metrics.ValidationAccuracy,
+                metrics.LearningRate, metrics.ImagesPerSecond, metrics.Elapsed, WorstSaturation(telemetry));
+            ch.Info(summary.ToString());
+            _options.MetricsCallback?.Invoke(summary);
+        };
+
+        try
+        {
+            if (IsCanceled())
+            {
+                throw new OperationCanceledException($"{CancelMessage} before it started.");
+            }
+
+            TrainingResult result = trainer.Fit(trainSet, validationSet, cancellation.Token);
+            if (result.StoppedEarly)
+            {
+                ch.Info($"Stopped early after epoch {result.Epochs.Count}; kept the weights of epoch {result.BestEpoch}.");
+            }
+        }
+        catch (OperationCanceledException ex) when (IsCanceled())
+        {
+            throw new OperationCanceledException($"{CancelMessage}.", ex);
+        }
+        catch (TrainingDivergedException ex)
+        {
+            throw new InvalidOperationException(
+                $"Training diverged: {ex.Message} Try a lower LearningRate (now {_options.LearningRate}), more warm-up epochs, or a format with more headroom (smaller shifts).", ex);
+        }
+        finally
+        {
+            model.Telemetry = null;
+            if (telemetry is not null && _options.TelemetryOutputPath is { } path)
+            {
+                telemetry.WriteCsv(path);
+                ch.Info($"Wrote quantisation telemetry to '{path}'.");
+            }
+        }
+    }
+
+    /// <summary>Up to 2048 training images in a seeded random order (class folders arrive sorted), for calibration.</summary>
+    private static torch.Tensor CalibrationSample(ImageDataset train, long seed)
+    {
+        using var generator = new torch.Generator(unchecked((ulong)seed + 104729));
+        torch.Tensor order = torch.randperm(train.Count, generator: generator);
+        return train.Images.index_select(0, order.slice(0, 0, Math.Min(train.Count, 2048), 1));
+    }
+
+    private bool IsCanceled() => _options.CancellationToken.IsCancellationRequested || _host is ICancelable { IsCanceled: true };
+
+    private string CancelMessage => _options.CancellationToken.IsCancellationRequested
+        ? "Training was cancelled through Options.CancellationToken"
+        : "Training was cancelled by MLContext.CancelExecution()";
+
+    // Only sampled steps carry full statistics (others have NaN saturation); use each (layer, role)'s latest sampled record.
+    private static IReadOnlyDictionary<TensorRole, double> WorstSaturation(QuantizationTelemetry? telemetry) =>
+        telemetry is null
+            ? new Dictionary<TensorRole, double>()
+            : telemetry.Records.Where(s => double.IsFinite(s.SaturatedFraction))
+                .GroupBy(s => (s.Layer, s.Role)).Select(g => g.Last())
+                .GroupBy(s => s.Role).ToDictionary(g => g.Key, g => g.Max(s => s.SaturatedFraction));
+
+    private ResNetModel CreateModel(ImageInputShape shape, int classes, long seed)
+    {
+        // Same seed, same initial weights: the model is created before ImageClassifierTrainer seeds torch itself.
+        torch.manual_seed(seed);
+        return ResNetFactory.Create(new ResNetOptions
+        {
+            Architecture = _options.Architecture,
+            NumClasses = classes,
+            InputChannels = shape.Channels,
+            SmallImageStem = !ResNetFactory.IsCifarStyle(_options.Architecture) && Math.Min(shape.Height, shape.Width) <= 64,
+            Quantization = _options.ToQuantizationPolicy(),
+        });
+    }
+
+    private (ImageDataset Train, ImageDataset? Validation, bool OwnsTrain) Split(ImageDataset all, float[]? validationPixels, DecodedImages? validation,
+        ImageInputShape shape, int classes, long seed, IChannel ch)
+    {
+        if (validationPixels is not null)
+        {
+            return (all, MakeDataset(validationPixels, validation!.Labels, validation.Count, shape, classes), false);
+        }
+
+        int held = (int)Math.Round(all.Count * _options.ValidationSetFraction);
+        if (held == 0 || all.Count - held < 2)
+        {
+            if (_options.EarlyStoppingPatience is not null)
+            {
+                throw new InvalidOperationException("Early stopping needs validation data: set ValidationSet or a ValidationSetFraction that holds out at least one row.");
+            }
+
+            return (all, null, false);
+        }
+
+        // A seeded permutation, so the split is random across classes but repeatable.
+        using var scope = torch.NewDisposeScope();
+        using var generator = new torch.Generator(unchecked((ulong)seed + 7919));
+        var order = torch.randperm(all.Count, generator: generator);
+        var validationIndex = order.slice(0, 0, held, 1);
+        var trainIndex = order.slice(0, held, all.Count, 1);
+        var train = new ImageDataset(all.Images.index_select(0, trainIndex).MoveToOuterDisposeScope(),
+            all.Labels.index_select(0, trainIndex).MoveToOuterDisposeScope(), classes);
+        var heldOut = new ImageDataset(all.Images.index_select(0, validationIndex).MoveToOuterDisposeScope(),
+            all.Labels.index_select(0, validationIndex).MoveToOuterDisposeScope(), classes);
+        ch.Info($"Held out {held} of {all.Count} training rows for validation (ValidationSetFraction = {_options.ValidationSetFraction}).");
+        return (train, heldOut, true);
+    }
+
+    private static ImageDataset MakeDataset(float[] pixels, long[] labels, int count, ImageInputShape shape, int classes) =>
+        new(torch.tensor(pixels.AsSpan(0, count * shape.Size).ToArray(), new long[] { count, shape.Channels, shape.Height, shape.Width }),
+            torch.tensor(labels.AsSpan(0, count).ToArray(), new long[] { count }), classes);
+
+    private static void NormalizeAll(SDfpNetwork network, float[] pixels, int count)
+    {
+        int size = network.InputShape.Size;
+        for (int i = 0; i < count; i++)
+        {
+            network.Normalize(pixels.AsSpan(i * size, size));
+        }
+    }
+
+    private static (float[] Mean, float[] Std) ChannelStatistics(float[] pixels, ImageInputShape shape)
+    {
+        int plane = shape.Height * shape.Width;
+        int count = pixels.Length / shape.Size;
+        var mean = new float[shape.Channels];
+        var std = new float[shape.Channels];
+        for (int c = 0; c < shape.Channels; c++)
+        {
+            double sum = 0, sumSquares = 0;
+            for (int i = 0; i < count; i++)
+            {
+                ReadOnlySpan<float> channel = pixels.AsSpan((i * shape.Size) + (c * plane), plane);
+                foreach (float v in channel)
+                {
+                    sum += v;
+                    sumSquares += (double)v * v;
+                }
+            }
+
+            double n = (double)count * plane;
+            double m = sum / n;
+            double variance = Math.Max(0, (sumSquares / n) - (m * m));
+            mean[c] = (float)m;
+            // A constant channel (e.g. blank images) would divide by zero; unit scale keeps it finite.
+            std[c] = variance > 1e-12 ? (float)Math.Sqrt(variance) : 1f;
+        }
+
+        return (mean, std);
+    }
+
+    private DecodedImages Decode(IDataView data, string what, ImageColumnKind kind, ImageInputShape vectorShape, int width, int height,
+        string? pathColumn, int classes)
+    {
+        var columns = new List<DataViewSchema.Column> { data.Schema[_options.LabelColumnName], data.Schema[_options.FeatureColumnName] };
+        if (pathColumn is not null && data.Schema.GetColumnOrNull(pathColumn) is { Type: TextDataViewType } path)
+        {
+            columns.Add(path);
+        }
+
+        var result = new DecodedImages(3 * width * height);
+        using DataViewRowCursor cursor = data.GetRowCursor(columns);
+        var reader = new ImageFeatureReader(cursor, _options.FeatureColumnName, kind, vectorShape, width, height, pathColumn);
+        ValueGetter<uint> labelGetter = cursor.GetGetter<uint>(data.Schema[_options.LabelColumnName]);
+        uint key = 0;
+        var rgb = new float[reader.RgbSize];
+        while (cursor.MoveNext())
+        {
+            if ((cursor.Position & 63) == 0 && IsCanceled())
+            {
+                throw new OperationCanceledException($"{CancelMessage} while decoding the {what}.");
+            }
+
+            labelGetter(ref key);
+            if (key == 0 || key > classes)
+            {
+                result.SkippedMissingLabels++;
+                continue;
+            }
+
+            bool grey = reader.Read(rgb, cursor.Position);
+            result.Add(rgb, key - 1, grey);
+        }
+
+        return result;
+    }
+
+    private static DataViewSchema.Column CheckLabel(DataViewSchema schema, string name, string what)
+    {
+        DataViewSchema.Column column = schema.GetColumnOrNull(name)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' not found in the {what} (columns: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => $"'{c.Name}'"))}).");
+        if (column.Type is not KeyDataViewType key)
+        {
+            throw new ArgumentOutOfRangeException(nameof(schema), NotKeyMessage(name, column.Type));
+        }
+
+        if (key.Count < 2)
+        {
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' has {key.Count} class(es); image classification needs at least 2.");
+        }
+
+        return column;
+    }
+
+    private static string NotKeyMessage(string name, DataViewType type) =>
+        $"Label column '{name}' has type {type}, but SDfpImageClassification needs a key-typed label. Add mlContext.Transforms.Conversion.MapValueToKey(\"{name}\") before the trainer.";
+
+    private void CheckValidationSchema(DataViewSchema train, DataViewSchema validation, LabelNames trainLabels, ImageColumnKind kind, ImageInputShape vectorShape)
+    {
+        DataViewSchema.Column label;
+        try
+        {
+            label = CheckLabel(validation, _options.LabelColumnName, "validation set");
+        }
+        catch (ArgumentOutOfRangeException ex)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Options.ValidationSet), $"The validation set's schema differs from the training data: {ex.Message}");
+        }
+
+        if (LabelNames.FromKeyColumn(label) is not { } names || !names.SameAs(trainLabels))
+        {
+            throw new ArgumentOutOfRangeException(nameof(Options.ValidationSet),
+                $"The validation set's schema differs from the training data: label column '{label.Name}' has type {label.Type} with different key values than the training data's {train[label.Name].Type}. Transform both with the same fitted MapValueToKey.");
+        }
+
+        if (validation.GetColumnOrNull(_options.FeatureColumnName) is not { } feature)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Options.ValidationSet),
+                $"The validation set's schema differs from the training data: image column '{_options.FeatureColumnName}' is missing.");
+        }
+
+        ImageColumnKind validationKind;
+        ImageInputShape validationShape;
+        try
+        {
+            validationKind = ImageFeatureReader.ResolveKind(validation, feature.Name, _options.FeatureVectorShape, out validationShape);
+        }
+        catch (ArgumentOutOfRangeException)
+        {
+            validationKind = (ImageColumnKind)(-1);
+            validationShape = default;
+        }
+
+        if (validationKind != kind || validationShape != vectorShape)
+        {
+            throw new ArgumentOutOfRangeException(nameof(Options.ValidationSet),
+                $"The validation set's schema differs from the training data: image column '{feature.Name}' has type {feature.Type} there but {train[feature.Name].Type} in the training data.");
+        }
+    }
+
+    /// <summary>Decoded RGB images (3×H×W each) and 0-based labels, grown as rows are read.</summary>
+    private sealed class DecodedImages
+    {
+        private readonly int _rgbSize;
+        private float[] _pixels = new float[1024];
+        private long[] _labels = new long[16];
+
+        public DecodedImages(int rgbSize) => _rgbSize = rgbSize;
+
+        public int Count { get; private set; }
+
+        public bool AllGrey { get; private set; } = true;
+
+        public int SkippedMissingLabels { get; set; }
+
+        public long[] Labels => _labels;
+
+        public void Add(ReadOnlySpan<float> rgb, long label, bool grey)
+        {
+            if ((long)(Count + 1) * _rgbSize > _pixels.Length)
+            {
+                Array.Resize(ref _pixels, (int)Math.Min(Array.MaxLength, Math.Max((long)(Count + 1) * _rgbSize, 2L * _pixels.Length)));
+                Array.Resize(ref _labels, Math.Max(Count + 1, 2 * _labels.Length));
+            }
+
+            if (Count >= _labels.Length)
+            {
+                Array.Resize(ref _labels, 2 * _labels.Length);
+            }
+
+            rgb.CopyTo(_pixels.AsSpan(Count * _rgbSize, _rgbSize));
+            _labels[Count] = label;
+            AllGrey &= grey;
+            Count++;
+        }
+
+        /// <summary>The images at the model's channel count (luma for 1, RGB for 3), contiguous.</summary>
+        public float[] ToChannels(int channels)
+        {
+            int plane = _rgbSize / 3;
+            int size = channels * plane;
+            var output = new float[(long)Count * size];
+            for (int i = 0; i < Count; i++)
+            {
+                ImageFeatureReader.ToModelChannels(_pixels.AsSpan(i * _rgbSize, _rgbSize), output.AsSpan(i * size, size), channels);
+            }
+
+            return output;
+        }
+    }
+}
