@@ -27,7 +27,7 @@ internal sealed class ImageFeatureReader
     private ReadOnlyMemory<char> _path;
 
     public ImageFeatureReader(DataViewRow row, string columnName, ImageColumnKind kind, ImageInputShape vectorShape,
-        int width, int height, string? pathColumnName)
+        int width, int height, DataViewSchema.Column? pathColumn)
     {
         _columnName = columnName;
         _kind = kind;
@@ -48,10 +48,9 @@ internal sealed class ImageFeatureReader
                 break;
         }
 
-        if (pathColumnName is not null && row.Schema.GetColumnOrNull(pathColumnName) is { } pathColumn
-            && pathColumn.Type is TextDataViewType && row.IsColumnActive(pathColumn))
+        if (pathColumn is { } path && row.IsColumnActive(path))
         {
-            _pathGetter = row.GetGetter<ReadOnlyMemory<char>>(pathColumn);
+            _pathGetter = row.GetGetter<ReadOnlyMemory<char>>(path);
         }
     }
 
@@ -216,99 +215,10 @@ internal sealed class ImageFeatureReader
         for (int c = 0; c < 3; c++)
         {
             int sourceChannel = _vectorShape.Channels == 1 ? 0 : c;
-            ResizeBilinear(dense.AsSpan(sourceChannel * _vectorShape.Height * _vectorShape.Width, _vectorShape.Height * _vectorShape.Width),
+            BilinearResizer.Resize(dense.AsSpan(sourceChannel * _vectorShape.Height * _vectorShape.Width, _vectorShape.Height * _vectorShape.Width),
                 _vectorShape.Height, _vectorShape.Width, rgb.Slice(c * plane, plane), _height, _width);
         }
 
         return _vectorShape.Channels == 1;
-    }
-
-    /// <summary>Bilinear resampling with half-pixel centres (align_corners = false); a copy when sizes match.</summary>
-    private static void ResizeBilinear(ReadOnlySpan<float> src, int srcH, int srcW, Span<float> dst, int dstH, int dstW)
-    {
-        if (srcH == dstH && srcW == dstW)
-        {
-            src.CopyTo(dst);
-            return;
-        }
-
-        float scaleY = (float)srcH / dstH, scaleX = (float)srcW / dstW;
-        for (int y = 0; y < dstH; y++)
-        {
-            float sy = Math.Max(0, ((y + 0.5f) * scaleY) - 0.5f);
-            int y0 = Math.Min((int)sy, srcH - 1), y1 = Math.Min(y0 + 1, srcH - 1);
-            float wy = sy - y0;
-            for (int x = 0; x < dstW; x++)
-            {
-                float sx = Math.Max(0, ((x + 0.5f) * scaleX) - 0.5f);
-                int x0 = Math.Min((int)sx, srcW - 1), x1 = Math.Min(x0 + 1, srcW - 1);
-                float wx = sx - x0;
-                float top = (src[(y0 * srcW) + x0] * (1 - wx)) + (src[(y0 * srcW) + x1] * wx);
-                float bottom = (src[(y1 * srcW) + x0] * (1 - wx)) + (src[(y1 * srcW) + x1] * wx);
-                dst[(y * dstW) + x] = (top * (1 - wy)) + (bottom * wy);
-            }
-        }
-    }
-
-    /// <summary>
-    /// Decides how <paramref name="columnName"/> carries images, or throws an error naming the column and its type.
-    /// </summary>
-    public static ImageColumnKind ResolveKind(DataViewSchema schema, string columnName, (int Channels, int Height, int Width)? statedShape,
-        out ImageInputShape vectorShape)
-    {
-        vectorShape = default;
-        DataViewSchema.Column column = schema.GetColumnOrNull(columnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Image column '{columnName}' not found in the input (columns: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => $"'{c.Name}'"))}).");
-        DataViewType type = column.Type;
-        if (type is ImageDataViewType)
-        {
-            return ImageColumnKind.MLImage;
-        }
-
-        if (type is VectorDataViewType { ItemType: var item } vector)
-        {
-            if (item == NumberDataViewType.Byte)
-            {
-                return ImageColumnKind.EncodedBytes;
-            }
-
-            if (item == NumberDataViewType.Single && vector.IsKnownSize)
-            {
-                vectorShape = InferVectorShape(columnName, vector.Size, statedShape);
-                return ImageColumnKind.FloatVector;
-            }
-        }
-
-        throw new ArgumentOutOfRangeException(nameof(schema),
-            $"Image column '{columnName}' has type {type}; expected encoded image bytes (Vector<Byte>, from LoadRawImageBytes), an image (from LoadImages), or a known-size Vector<Single> of pixels (from ExtractPixels).");
-    }
-
-    private static ImageInputShape InferVectorShape(string columnName, int size, (int Channels, int Height, int Width)? stated)
-    {
-        if (stated is { } s)
-        {
-            if (s.Channels * s.Height * s.Width != size)
-            {
-                throw new ArgumentOutOfRangeException(nameof(stated),
-                    $"FeatureVectorShape {s.Channels}×{s.Height}×{s.Width} = {s.Channels * s.Height * s.Width} does not match the {size} values of column '{columnName}'.");
-            }
-
-            return new ImageInputShape(s.Channels, s.Height, s.Width);
-        }
-
-        foreach (int channels in new[] { 3, 1 })
-        {
-            if (size % channels == 0)
-            {
-                int side = (int)Math.Round(Math.Sqrt(size / channels));
-                if (side * side * channels == size)
-                {
-                    return new ImageInputShape(channels, side, side);
-                }
-            }
-        }
-
-        throw new ArgumentOutOfRangeException(nameof(stated),
-            $"Cannot infer the image shape of float column '{columnName}' ({size} values is not c·s·s for c = 1 or 3); set Options.FeatureVectorShape.");
     }
 }

@@ -20,7 +20,7 @@ internal sealed class SDfpBatchScorer
         _network = transformer.Network;
         ImageInputShape shape = _network.InputShape;
         _reader = new ImageFeatureReader(row, transformer.FeatureColumnName, transformer.Kind, transformer.VectorShape,
-            shape.Width, shape.Height, transformer.ImagePathColumnName ?? "ImagePath");
+            shape.Width, shape.Height, ImageColumn.FindPath(row.Schema, transformer.ImagePathColumnName));
         _wantProbabilities = wantProbabilities;
         _wantEmbeddings = wantEmbeddings;
         _rgb = new float[_reader.RgbSize];

@@ -161,7 +161,7 @@ public sealed class SDfpImageClassificationTransformer : ITransformer, ICanSaveM
 
     private void CheckInput(DataViewSchema inputSchema)
     {
-        ImageColumnKind kind = ImageFeatureReader.ResolveKind(inputSchema, FeatureColumnName,
+        ImageColumnKind kind = ImageColumn.ResolveKind(inputSchema, FeatureColumnName,
             Kind == ImageColumnKind.FloatVector ? (VectorShape.Channels, VectorShape.Height, VectorShape.Width) : null, out ImageInputShape shape);
         if (kind != Kind || (kind == ImageColumnKind.FloatVector && shape != VectorShape))
         {

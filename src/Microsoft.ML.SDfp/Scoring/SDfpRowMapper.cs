@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.SDfp.ImageInput;
 
 namespace Microsoft.ML.SDfp.Scoring;
 
@@ -33,7 +34,7 @@ internal sealed class SDfpRowMapper : IRowToRowMapper
             else
             {
                 needed.Add(InputSchema[_transformer.FeatureColumnName].Index);
-                if (InputSchema.GetColumnOrNull(_transformer.ImagePathColumnName ?? "ImagePath") is { Type: TextDataViewType } path)
+                if (ImageColumn.FindPath(InputSchema, _transformer.ImagePathColumnName) is { } path)
                 {
                     needed.Add(path.Index);
                 }

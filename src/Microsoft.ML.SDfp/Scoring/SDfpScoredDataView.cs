@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.SDfp.ImageInput;
 
 namespace Microsoft.ML.SDfp.Scoring;
 
@@ -44,7 +45,7 @@ internal sealed class SDfpScoredDataView : IDataView
         if (wantScores || wantEmbeddings)
         {
             var leadColumns = new List<DataViewSchema.Column> { _input.Schema[_transformer.FeatureColumnName] };
-            if (_input.Schema.GetColumnOrNull(_transformer.ImagePathColumnName ?? "ImagePath") is { Type: TextDataViewType } path)
+            if (ImageColumn.FindPath(_input.Schema, _transformer.ImagePathColumnName) is { } path)
             {
                 leadColumns.Add(path);
             }

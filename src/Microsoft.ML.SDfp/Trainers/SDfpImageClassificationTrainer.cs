@@ -104,13 +104,13 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
             ?? throw new ArgumentOutOfRangeException(nameof(input),
                 $"Label column '{labelColumn.Name}' is a key without KeyValues annotations; create it with MapValueToKey so the classes have names.");
         int classes = labelNames.Count;
-        ImageColumnKind kind = ImageFeatureReader.ResolveKind(input.Schema, _options.FeatureColumnName, _options.FeatureVectorShape, out ImageInputShape vectorShape);
+        ImageColumnKind kind = ImageColumn.ResolveKind(input.Schema, _options.FeatureColumnName, _options.FeatureVectorShape, out ImageInputShape vectorShape);
         if (_options.ValidationSet is { } validationView)
         {
             CheckValidationSchema(input.Schema, validationView.Schema, labelNames, kind, vectorShape);
         }
 
-        string? pathColumn = _options.ImagePathColumnName ?? (input.Schema.GetColumnOrNull("ImagePath") is { Type: TextDataViewType } ? "ImagePath" : null);
+        string? pathColumn = ImageColumn.ResolvePathColumnName(input.Schema, _options.ImagePathColumnName);
         int width = _options.ImageWidth, height = _options.ImageHeight;
 
         DecodedImages train = Decode(input, "training data", kind, vectorShape, width, height, pathColumn, classes);
@@ -365,14 +365,15 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         string? pathColumn, int classes)
     {
         var columns = new List<DataViewSchema.Column> { data.Schema[_options.LabelColumnName], data.Schema[_options.FeatureColumnName] };
-        if (pathColumn is not null && data.Schema.GetColumnOrNull(pathColumn) is { Type: TextDataViewType } path)
+        DataViewSchema.Column? path = pathColumn is null ? null : ImageColumn.FindPath(data.Schema, pathColumn);
+        if (path is not null)
         {
-            columns.Add(path);
+            columns.Add(path.Value);
         }
 
         var result = new DecodedImages(3 * width * height);
         using DataViewRowCursor cursor = data.GetRowCursor(columns);
-        var reader = new ImageFeatureReader(cursor, _options.FeatureColumnName, kind, vectorShape, width, height, pathColumn);
+        var reader = new ImageFeatureReader(cursor, _options.FeatureColumnName, kind, vectorShape, width, height, path);
         ValueGetter<uint> labelGetter = cursor.GetGetter<uint>(data.Schema[_options.LabelColumnName]);
         uint key = 0;
         var rgb = new float[reader.RgbSize];
@@ -445,7 +446,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         ImageInputShape validationShape;
         try
         {
-            validationKind = ImageFeatureReader.ResolveKind(validation, feature.Name, _options.FeatureVectorShape, out validationShape);
+            validationKind = ImageColumn.ResolveKind(validation, feature.Name, _options.FeatureVectorShape, out validationShape);
         }
         catch (ArgumentOutOfRangeException)
         {
