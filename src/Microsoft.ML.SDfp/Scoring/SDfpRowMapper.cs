@@ -103,36 +103,8 @@ internal sealed class SDfpRowMapper : IRowToRowMapper
                 return _input.GetGetter<TValue>(_input.Schema[column.Index]);
             }
 
-            var transformer = _parent._transformer;
-            var (score, predicted, embedding) = transformer.OutputOffsets;
-            int offset = column.Index - inputCount;
-            Delegate getter;
-            if (offset == score)
-            {
-                getter = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => Copy(Scored().Probabilities!, transformer.ClassCount, ref value));
-            }
-            else if (offset == predicted)
-            {
-                getter = (ValueGetter<uint>)((ref uint value) => value = SDfpScoredDataView.ArgMaxKey(Scored().Probabilities!, transformer.ClassCount, 0));
-            }
-            else if (offset == embedding)
-            {
-                getter = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => Copy(Scored().Embeddings!, transformer.EmbeddingSize, ref value));
-            }
-            else
-            {
-                throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' is not produced by this transformer.");
-            }
-
-            return getter as ValueGetter<TValue>
-                ?? throw new InvalidOperationException($"Column '{column.Name}' has type {column.Type}; cannot get it as {typeof(TValue).Name}.");
-        }
-
-        private static void Copy(float[] source, int width, ref VBuffer<float> value)
-        {
-            var editor = VBufferEditor.Create(ref value, width);
-            source.AsSpan(0, width).CopyTo(editor.Values);
-            value = editor.Commit();
+            // A row mapper scores one row at a time: the batch is that row.
+            return SDfpOutputColumns.Getter<TValue>(_parent._transformer, column, column.Index - inputCount, Scored, () => 0);
         }
     }
 }

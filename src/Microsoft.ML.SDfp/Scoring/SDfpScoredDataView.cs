@@ -67,8 +67,6 @@ internal sealed class SDfpScoredDataView : IDataView
         private readonly bool[] _active;
         private readonly SDfpBatchScorer? _scorer;
         private readonly int _inputCount;
-        private readonly int _classes;
-        private readonly int _embeddingSize;
         private long _position = -1;
         private long _batchStart;
         private long _leadRows;
@@ -81,8 +79,6 @@ internal sealed class SDfpScoredDataView : IDataView
             _lead = lead;
             _active = active;
             _inputCount = parent._input.Schema.Count;
-            _classes = parent._transformer.ClassCount;
-            _embeddingSize = parent._transformer.EmbeddingSize;
             if (lead is not null)
             {
                 _scorer = new SDfpBatchScorer(parent._transformer, lead, wantScores, wantEmbeddings);
@@ -149,38 +145,10 @@ internal sealed class SDfpScoredDataView : IDataView
                 return _input.GetGetter<TValue>(_input.Schema[column.Index]);
             }
 
-            var (score, predicted, embedding) = _parent._transformer.OutputOffsets;
-            int offset = column.Index - _inputCount;
-            Delegate getter;
-            if (offset == score)
-            {
-                getter = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => CopySlice(_scorer!.Probabilities!, _classes, ref value));
-            }
-            else if (offset == predicted)
-            {
-                getter = (ValueGetter<uint>)((ref uint value) => value = ArgMaxKey(_scorer!.Probabilities!, _classes, RowInBatch()));
-            }
-            else if (offset == embedding)
-            {
-                getter = (ValueGetter<VBuffer<float>>)((ref VBuffer<float> value) => CopySlice(_scorer!.Embeddings!, _embeddingSize, ref value));
-            }
-            else
-            {
-                throw new ArgumentOutOfRangeException(nameof(column), $"Column '{column.Name}' is not produced by this transformer.");
-            }
-
-            return getter as ValueGetter<TValue>
-                ?? throw new InvalidOperationException($"Column '{column.Name}' has type {column.Type}; cannot get it as {typeof(TValue).Name}.");
+            return SDfpOutputColumns.Getter<TValue>(_parent._transformer, column, column.Index - _inputCount, () => _scorer!, RowInBatch);
         }
 
         private int RowInBatch() => (int)(_position - _batchStart);
-
-        private void CopySlice(float[] source, int width, ref VBuffer<float> value)
-        {
-            var editor = VBufferEditor.Create(ref value, width);
-            source.AsSpan(RowInBatch() * width, width).CopyTo(editor.Values);
-            value = editor.Commit();
-        }
 
         protected override void Dispose(bool disposing)
         {
@@ -192,21 +160,5 @@ internal sealed class SDfpScoredDataView : IDataView
 
             base.Dispose(disposing);
         }
-    }
-
-    /// <summary>1-based key of the most probable class (ties go to the lower class index).</summary>
-    internal static uint ArgMaxKey(float[] probabilities, int classes, int row)
-    {
-        ReadOnlySpan<float> p = probabilities.AsSpan(row * classes, classes);
-        int best = 0;
-        for (int c = 1; c < classes; c++)
-        {
-            if (p[c] > p[best])
-            {
-                best = c;
-            }
-        }
-
-        return (uint)(best + 1);
     }
 }
