@@ -102,6 +102,10 @@ public sealed partial record DfpFormat
             throw Invalid(nameof(MaxSaturatedFraction), cap, "must be in [0, 1]");
     }
 
+    /// <summary>The name of a role's format, where null (no quantisation) is "FP32": the one way formats become text.</summary>
+    /// <param name="format">A format, or null for FP32.</param>
+    public static string NameOf(DfpFormat? format) => format?.ToString() ?? "FP32";
+
     /// <summary>Short name: "DFP8", "S-DFP8(s=2)", "Auto8", "S-DFP8(s=1,stochastic)", "DFP8(delayed,h=16)".</summary>
     public override string ToString()
     {

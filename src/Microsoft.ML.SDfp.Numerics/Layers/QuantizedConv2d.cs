@@ -17,7 +17,7 @@ namespace Microsoft.ML.SDfp.Numerics.Layers;
 /// Quantisation applies in eval mode too: inference runs in the format the model was trained in. Each role can be
 /// switched off through <see cref="Config"/> (a null role is FP32).
 /// </remarks>
-public sealed class QuantizedConv2d : nn.Module<Tensor, Tensor>
+public sealed class QuantizedConv2d : nn.Module<Tensor, Tensor>, IQuantizedLayer
 {
     private readonly LayerQuantizers _quantizers;
     private readonly long[] _stride, _padding, _dilation;

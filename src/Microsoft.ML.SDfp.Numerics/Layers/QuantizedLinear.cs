@@ -12,7 +12,7 @@ namespace Microsoft.ML.SDfp.Numerics.Layers;
 /// <see cref="QuantizedConv2d"/>: W and A in forward, G once in backward for dgrad and wgrad, WG optionally.
 /// Parameters are named "weight" [out, in] and "bias" [out] like torch's Linear.
 /// </summary>
-public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>
+public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>, IQuantizedLayer
 {
     private readonly LayerQuantizers _quantizers;
 

@@ -61,6 +61,26 @@ public static class Dfp
     }
 
     /// <summary>
+    /// Fake-quantises <paramref name="x"/> on the grid of a given exponent: clamp(round(x / 2^exponent), qmin, qmax) ·
+    /// 2^exponent. For a static exponent fixed in advance (e.g. calibrated for inference), where x's own amax must not
+    /// move the grid; values beyond the grid saturate.
+    /// </summary>
+    /// <param name="x">A floating-point tensor.</param>
+    /// <param name="format">Number format: its bit width and rounding apply; its shift does not (the exponent is already effective).</param>
+    /// <param name="exponent">Effective exponent, in [<see cref="MinExponent"/>, <see cref="MaxExponent"/>].</param>
+    /// <param name="generator">Random source for stochastic rounding; null uses torch's default generator.</param>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="exponent"/> is outside [MinExponent, MaxExponent].</exception>
+    public static Tensor FakeQuantize(Tensor x, DfpFormat format, int exponent, Generator? generator = null)
+    {
+        CheckFloating(x, nameof(x));
+        ArgumentNullException.ThrowIfNull(format);
+        format.Validate();
+        if (exponent is < MinExponent or > MaxExponent)
+            throw new ArgumentOutOfRangeException(nameof(exponent), exponent, $"Exponent {exponent} is outside [{MinExponent}, {MaxExponent}].");
+        return QuantizationKernel.FakeQuantize(x, exponent, format, generator, collect: false, out _);
+    }
+
+    /// <summary>
     /// Whether an FP32 GEMM over <paramref name="k"/> products of operands in these formats is exact, i.e. equals the
     /// integer dot product times 2^(eA+eW): every partial sum is an integer of magnitude at most
     /// K · |qmin_A| · |qmin_W| = K · 2^(bitsA+bitsW−2), and FP32 holds every integer up to 2^24.

@@ -67,10 +67,8 @@ public abstract class ResNetModel : nn.Module<Tensor, Tensor>
         set
         {
             _telemetry = value;
-            foreach (var conv in QuantizedConvs)
-                conv.Telemetry = value;
-            foreach (var linear in QuantizedLinears)
-                linear.Telemetry = value;
+            foreach (var layer in QuantizedLayers)
+                layer.Telemetry = value;
         }
     }
 
@@ -82,23 +80,25 @@ public abstract class ResNetModel : nn.Module<Tensor, Tensor>
 
     // TorchSharp's modules() walks breadth-first, which would put projections after all block convs;
     // persistence wants the state_dict's depth-first order, so derive it from the parameter names.
-    private IReadOnlyList<nn.Module> QuantizedLayers => _quantizedLayers ??= FindQuantizedLayers();
 
-    private IReadOnlyList<nn.Module>? _quantizedLayers;
+    /// <summary>Every quantised layer (convs and linears) in state_dict order.</summary>
+    public IReadOnlyList<IQuantizedLayer> QuantizedLayers => _quantizedLayers ??= FindQuantizedLayers();
 
-    private List<nn.Module> FindQuantizedLayers()
+    private IReadOnlyList<IQuantizedLayer>? _quantizedLayers;
+
+    private List<IQuantizedLayer> FindQuantizedLayers()
     {
         var byName = new Dictionary<string, nn.Module>(StringComparer.Ordinal);
         foreach (var (name, module) in named_modules())
             byName[name] = module;
-        var layers = new List<nn.Module>();
+        var layers = new List<IQuantizedLayer>();
         foreach (var (name, _) in named_parameters())
         {
             const string suffix = ".weight";
             if (!name.EndsWith(suffix, StringComparison.Ordinal))
                 continue;
-            if (byName.TryGetValue(name[..^suffix.Length], out var module) && module is QuantizedConv2d or QuantizedLinear)
-                layers.Add(module);
+            if (byName.TryGetValue(name[..^suffix.Length], out var module) && module is IQuantizedLayer layer)
+                layers.Add(layer);
         }
         return layers;
     }
@@ -112,10 +112,8 @@ public abstract class ResNetModel : nn.Module<Tensor, Tensor>
     {
         ArgumentNullException.ThrowIfNull(policy);
         policy.Validate();
-        foreach (var conv in QuantizedConvs)
-            conv.Config = policy.ConfigFor(RoleOf(conv.LayerName));
-        foreach (var linear in QuantizedLinears)
-            linear.Config = policy.ConfigFor(RoleOf(linear.LayerName));
+        foreach (var layer in QuantizedLayers)
+            layer.Config = policy.ConfigFor(RoleOf(layer.LayerName));
         Options = Options with { Quantization = policy };
     }
 

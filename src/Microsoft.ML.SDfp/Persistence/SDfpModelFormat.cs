@@ -111,19 +111,20 @@ internal static class SDfpModelFormat
             foreach (var (name, tensor) in stateDict)
             {
                 writer.Write(name);
-                if (!storeAsFp32 && network.FrozenWeights.TryGetValue(name, out QuantizedWeight? quantized))
+                if (!storeAsFp32 && network.FrozenWeights.TryGetValue(name, out DfpTensor? quantized))
                 {
-                    writer.Write(quantized.Int8 is not null ? KindInt8 : KindInt16);
+                    bool int8 = quantized.Format.Bits <= 8;
+                    writer.Write(int8 ? KindInt8 : KindInt16);
                     WriteShape(writer, quantized.Shape);
-                    writer.Write(quantized.Bits);
+                    writer.Write(quantized.Format.Bits);
                     writer.Write(quantized.Exponent);
-                    if (quantized.Int8 is not null)
+                    if (int8)
                     {
-                        writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(quantized.Int8.AsSpan()));
+                        writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(quantized.ToArray<sbyte>().AsSpan()));
                     }
                     else
                     {
-                        writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(quantized.Int16!.AsSpan()));
+                        writer.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(quantized.ToArray<short>().AsSpan()));
                     }
 
                     continue;
@@ -168,7 +169,7 @@ internal static class SDfpModelFormat
     /// Reads what <see cref="WriteWeights"/> wrote. Throws <see cref="InvalidDataException"/> when the stream is
     /// truncated or its checksum does not match.
     /// </summary>
-    public static (Dictionary<string, Tensor> StateDict, Dictionary<string, QuantizedWeight> Quantized) ReadWeights(BinaryReader input)
+    public static (Dictionary<string, Tensor> StateDict, Dictionary<string, DfpTensor> Quantized) ReadWeights(BinaryReader input)
     {
         long length = input.ReadInt64();
         if (length < 4 || length > int.MaxValue)
@@ -189,7 +190,7 @@ internal static class SDfpModelFormat
         }
 
         var stateDict = new Dictionary<string, Tensor>(StringComparer.Ordinal);
-        var quantized = new Dictionary<string, QuantizedWeight>(StringComparer.Ordinal);
+        var quantized = new Dictionary<string, DfpTensor>(StringComparer.Ordinal);
         using var reader = new BinaryReader(new MemoryStream(payload));
         int count = reader.ReadInt32();
         for (int i = 0; i < count; i++)
@@ -205,11 +206,18 @@ internal static class SDfpModelFormat
                 {
                     int bits = reader.ReadInt32();
                     int exponent = reader.ReadInt32();
-                    QuantizedWeight weight = kind == KindInt8
-                        ? new QuantizedWeight(shape, bits, exponent, ReadArray<sbyte>(reader, elements), null)
-                        : new QuantizedWeight(shape, bits, exponent, null, ReadArray<short>(reader, elements));
+                    if (bits is < DfpFormat.MinBits or > DfpFormat.MaxBits || (kind == KindInt8) != (bits <= 8))
+                    {
+                        throw new InvalidDataException($"Weight '{name}' declares {bits}-bit integers stored as {(kind == KindInt8 ? "int8" : "int16")}; the model file is corrupt.");
+                    }
+
+                    // The shift is already folded into the stored exponent, so plain DFP describes the integers.
+                    DfpFormat format = DfpFormat.Dfp(bits);
+                    DfpTensor weight = kind == KindInt8
+                        ? DfpTensor.FromArray(ReadArray<sbyte>(reader, elements), shape, exponent, format)
+                        : DfpTensor.FromArray(ReadArray<short>(reader, elements), shape, exponent, format);
                     quantized[name] = weight;
-                    stateDict[name] = weight.ToTensor();
+                    stateDict[name] = weight.ToFloat();
                     break;
                 }
 

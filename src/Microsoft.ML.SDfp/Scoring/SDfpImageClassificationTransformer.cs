@@ -2,6 +2,8 @@ using Microsoft.ML;
 using Microsoft.ML.Data;
 using Microsoft.ML.Runtime;
 using Microsoft.ML.SDfp.ImageInput;
+using Microsoft.ML.SDfp.Numerics.Formats;
+using Microsoft.ML.SDfp.Numerics.Quantization;
 using Microsoft.ML.SDfp.Persistence;
 using Microsoft.ML.SDfp.Runtime;
 using Microsoft.ML.SDfp.Scoring;
@@ -92,7 +94,7 @@ public sealed class SDfpImageClassificationTransformer : ITransformer, ICanSaveM
         get
         {
             var layers = _network.TrainedPolicy.Layers;
-            return layers.IsFp32 ? "FP32" : $"W {layers.Weight?.ToString() ?? "FP32"}, A {layers.Activation?.ToString() ?? "FP32"}, G {layers.Error?.ToString() ?? "FP32"}";
+            return layers.IsFp32 ? "FP32" : $"W {DfpFormat.NameOf(layers.Weight)}, A {DfpFormat.NameOf(layers.Activation)}, G {DfpFormat.NameOf(layers.Error)}";
         }
     }
 
@@ -336,7 +338,7 @@ public sealed class SDfpImageClassificationTransformer : ITransformer, ICanSaveM
         }
 
         Dictionary<string, TorchSharp.torch.Tensor>? stateDict = null;
-        Dictionary<string, QuantizedWeight>? quantized = null;
+        Dictionary<string, DfpTensor>? quantized = null;
         if (!ctx.TryLoadBinaryStream(WeightsStreamName, reader => (stateDict, quantized) = SDfpModelFormat.ReadWeights(reader)))
         {
             throw new InvalidDataException($"The S-DFP image classifier has no '{WeightsStreamName}' stream; the model file is corrupt or incomplete.");

@@ -30,7 +30,7 @@ internal sealed class SDfpNetwork : IDisposable
 {
     private readonly object _lock = new();
     private readonly List<Action> _hookRemovers = new();
-    private readonly Dictionary<string, QuantizedWeight> _frozen = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, DfpTensor> _frozen = new(StringComparer.Ordinal);
     private readonly Dictionary<string, float[]> _masterWeights = new(StringComparer.Ordinal);
     private readonly Dictionary<string, int> _activationExponents = new(StringComparer.Ordinal);
 
@@ -55,7 +55,7 @@ internal sealed class SDfpNetwork : IDisposable
     public int EmbeddingSize => (int)Model.EmbeddingSize;
 
     /// <summary>Quantised weights kept as integers for persistence, by parameter name ("layer1.0.conv1.weight").</summary>
-    public IReadOnlyDictionary<string, QuantizedWeight> FrozenWeights => _frozen;
+    public IReadOnlyDictionary<string, DfpTensor> FrozenWeights => _frozen;
 
     /// <summary>
     /// FP32 master weights of the quantised layers as they were before <see cref="Freeze"/>, when it was asked to keep
@@ -74,55 +74,49 @@ internal sealed class SDfpNetwork : IDisposable
     /// layers to those. A freshly trained model passes <paramref name="calibrationImages"/> (normalised training images)
     /// to calibrate the exponents; a loaded model passes the stored integers and exponents instead.
     /// </summary>
-    public void Freeze(IReadOnlyDictionary<string, QuantizedWeight>? loadedWeights = null, IReadOnlyDictionary<string, int>? loadedExponents = null,
+    public void Freeze(IReadOnlyDictionary<string, DfpTensor>? loadedWeights = null, IReadOnlyDictionary<string, int>? loadedExponents = null,
         Tensor? calibrationImages = null, int calibrationBatchSize = 128, bool keepMasterWeights = false)
     {
         Model.eval();
         Model.Telemetry = null;
-        var layers = new List<(string Path, nn.Module<Tensor, Tensor> Module, QuantizationConfig Config, Action<QuantizationConfig> SetConfig, Func<TensorQuantizer?> Activation)>();
+        var layers = new List<(string Path, nn.Module<Tensor, Tensor> Module, IQuantizedLayer Layer, DfpFormat Activation)>();
         using (torch.no_grad())
         {
             foreach (var (path, module) in Model.named_modules())
             {
-                (QuantizationConfig config, TorchSharp.Modules.Parameter weight, Action<QuantizationConfig> setConfig, Func<TensorQuantizer?> activation) layer;
-                if (module is QuantizedConv2d conv)
-                {
-                    layer = (conv.Config, conv.weight, c => conv.Config = c, () => conv.Quantizer(TensorRole.Activation));
-                }
-                else if (module is QuantizedLinear linear)
-                {
-                    layer = (linear.Config, linear.weight, c => linear.Config = c, () => linear.Quantizer(TensorRole.Activation));
-                }
-                else
+                if (module is not IQuantizedLayer layer)
                 {
                     continue;
                 }
 
+                QuantizationConfig trained = layer.Config;
                 string parameterName = path + ".weight";
-                if (layer.config.Weight is { } weightFormat)
+                if (trained.Weight is { } weightFormat)
                 {
                     if (keepMasterWeights)
                     {
                         _masterWeights[parameterName] = layer.weight.detach().contiguous().data<float>().ToArray();
                     }
 
-                    QuantizedWeight quantized = loadedWeights is not null && loadedWeights.TryGetValue(parameterName, out var stored)
+                    DfpTensor quantized = loadedWeights is not null && loadedWeights.TryGetValue(parameterName, out var stored)
                         ? stored
-                        : QuantizedWeight.From(layer.weight, InferenceFormat(weightFormat), path);
-                    using Tensor gridValues = quantized.ToTensor();
+                        : QuantizeWeight(layer.weight, InferenceFormat(weightFormat), path);
+                    using Tensor gridValues = quantized.ToFloat();
                     layer.weight.copy_(gridValues);
+                    // The network owns the integers (they are saved with it), whatever dispose scope loaded them.
+                    quantized.Integers.DetachFromDisposeScope();
                     _frozen[parameterName] = quantized;
                 }
 
                 // Weights are on the grid now; activations keep the trained format (deterministic variant) for calibration.
                 QuantizationConfig scoring = QuantizationConfig.Fp32 with
                 {
-                    Activation = layer.config.Activation is { } a ? InferenceFormat(a) : null,
+                    Activation = trained.Activation is { } a ? InferenceFormat(a) : null,
                 };
-                layer.setConfig(scoring);
-                if (scoring.Activation is not null)
+                layer.Config = scoring;
+                if (scoring.Activation is { } activation)
                 {
-                    layers.Add((path, (nn.Module<Tensor, Tensor>)module, scoring, layer.setConfig, layer.activation));
+                    layers.Add((path, (nn.Module<Tensor, Tensor>)module, layer, activation));
                 }
             }
         }
@@ -140,22 +134,42 @@ internal sealed class SDfpNetwork : IDisposable
             }
             else
             {
-                Calibrate(layers.Select(l => (l.Path, l.Activation)).ToList(), calibrationImages
+                Calibrate(layers.Select(l => (l.Path, l.Layer)).ToList(), calibrationImages
                     ?? throw new InvalidOperationException("A quantised model needs calibration images to fix its activation exponents."), calibrationBatchSize);
             }
 
             foreach (var layer in layers)
             {
-                DfpFormat format = layer.Config.Activation!;
+                DfpFormat format = layer.Activation;
                 int exponent = _activationExponents[layer.Path];
-                layer.SetConfig(QuantizationConfig.Fp32);
-                var hook = layer.Module.register_forward_pre_hook((_, input) => QuantizeWithExponent(input, format, exponent));
+                layer.Layer.Config = QuantizationConfig.Fp32;
+                var hook = layer.Module.register_forward_pre_hook((_, input) => Dfp.FakeQuantize(input, format, exponent));
                 _hookRemovers.Add(hook.remove);
             }
         }
     }
 
-    private void Calibrate(IReadOnlyList<(string Path, Func<TensorQuantizer?> Activation)> layers, Tensor images, int batchSize)
+    /// <summary>Quantises a weight once in <paramref name="format"/> (nearest-even, current amax).</summary>
+    private static DfpTensor QuantizeWeight(Tensor weight, DfpFormat format, string layer)
+    {
+        using var scope = torch.NewDisposeScope();
+        DfpTensor q;
+        if (format.AutoShift)
+        {
+            // Auto shift is chosen per tensor by a quantiser; one fresh quantiser sees only this tensor.
+            using var quantizer = new TensorQuantizer(layer, TensorRole.Weight, format);
+            q = quantizer.Quantize(weight.detach());
+        }
+        else
+        {
+            q = Dfp.Quantize(weight.detach(), format);
+        }
+
+        Tensor integers = q.Integers.to_type(Dfp.IntegerType(format)).DetachFromDisposeScope();
+        return new DfpTensor(integers, q.Exponent, format);
+    }
+
+    private void Calibrate(IReadOnlyList<(string Path, IQuantizedLayer Layer)> layers, Tensor images, int batchSize)
     {
         var votes = layers.ToDictionary(l => l.Path, _ => new Dictionary<int, int>());
         long count = images.shape[0];
@@ -164,9 +178,9 @@ internal sealed class SDfpNetwork : IDisposable
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
             Model.call(images.slice(0, start, Math.Min(count, start + batchSize), 1));
-            foreach (var (path, activation) in layers)
+            foreach (var (path, layer) in layers)
             {
-                int exponent = activation()!.LastExponent;
+                int exponent = layer.Quantizer(TensorRole.Activation)!.LastExponent;
                 votes[path][exponent] = votes[path].GetValueOrDefault(exponent) + 1;
             }
         }
@@ -223,18 +237,6 @@ internal sealed class SDfpNetwork : IDisposable
     internal static DfpFormat InferenceFormat(DfpFormat trained) =>
         trained with { Rounding = RoundingMode.NearestEven, ExponentSource = ExponentSource.Current };
 
-    /// <summary>
-    /// Fake-quantises <paramref name="input"/> on the grid of one fixed exponent: clamp(round(x / 2^e), qmin, qmax) · 2^e,
-    /// rounding half to even. Division and multiplication by a power of two are exact.
-    /// </summary>
-    internal static Tensor QuantizeWithExponent(Tensor input, DfpFormat format, int exponent)
-    {
-        using var scope = torch.NewDisposeScope();
-        float scale = MathF.ScaleB(1f, exponent);
-        Tensor q = torch.round(input / scale).clamp((float)format.QMin, (float)format.QMax);
-        return (q * scale).MoveToOuterDisposeScope();
-    }
-
     public void Dispose()
     {
         foreach (Action remove in _hookRemovers)
@@ -243,6 +245,12 @@ internal sealed class SDfpNetwork : IDisposable
         }
 
         _hookRemovers.Clear();
+        foreach (DfpTensor weight in _frozen.Values)
+        {
+            weight.Dispose();
+        }
+
+        _frozen.Clear();
         Model.Dispose();
     }
 }
