@@ -39,7 +39,5 @@ internal sealed record ExperimentConfig(string Name, QuantizationPolicy Policy)
     /// <summary>Human-readable formats of the body's W, A and G.</summary>
     public string Describe() => Policy.Layers.IsFp32
         ? "FP32 everywhere"
-        : $"body W={Format(Policy.Layers.Weight)} A={Format(Policy.Layers.Activation)} G={Format(Policy.Layers.Error)}; stem conv and fc FP32";
-
-    public static string Format(DfpFormat? format) => format?.ToString() ?? "FP32";
+        : $"body W={DfpFormat.NameOf(Policy.Layers.Weight)} A={DfpFormat.NameOf(Policy.Layers.Activation)} G={DfpFormat.NameOf(Policy.Layers.Error)}; stem conv and fc FP32";
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
 using Microsoft.ML.SDfp.Runtime;
 using Microsoft.ML.SDfp.Training;
@@ -158,9 +159,9 @@ internal static class FashionMnistExperiment
         var record = new RunRecord(
             config.Name,
             config.Describe(),
-            ExperimentConfig.Format(layers.Weight),
-            ExperimentConfig.Format(layers.Activation),
-            ExperimentConfig.Format(layers.Error),
+            DfpFormat.NameOf(layers.Weight),
+            DfpFormat.NameOf(layers.Activation),
+            DfpFormat.NameOf(layers.Error),
             "FP32",
             options.Epochs,
             epochs.Count,

@@ -69,7 +69,5 @@ public sealed record QuantizationConfig
 
     /// <summary>Short description like "W=S-DFP8(s=2) A=S-DFP8(s=2) G=S-DFP8(s=2) WG=FP32".</summary>
     public override string ToString() =>
-        $"W={Name(Weight)} A={Name(Activation)} G={Name(Error)} WG={Name(WeightGradient)}";
-
-    private static string Name(DfpFormat? format) => format?.ToString() ?? "FP32";
+        $"W={DfpFormat.NameOf(Weight)} A={DfpFormat.NameOf(Activation)} G={DfpFormat.NameOf(Error)} WG={DfpFormat.NameOf(WeightGradient)}";
 }
