@@ -1,3 +1,4 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
 
 namespace Microsoft.ML.SDfp.Training;
@@ -29,6 +30,28 @@ public sealed record EpochMetrics(
     /// <summary>Wall time of this epoch's training steps alone.</summary>
     public TimeSpan TrainingTime { get; init; }
 
-    /// <summary>Resident set size of the process at the end of the epoch, in bytes (see <see cref="ProcessMemory"/>).</summary>
+    /// <summary>Resident set size of the process at the end of the epoch, in bytes.</summary>
     public long ResidentBytes { get; init; }
+
+    /// <summary>
+    /// For each quantised tensor role, the largest fraction of values clipped at the format's range over all layers
+    /// (see <see cref="QuantizationTelemetry.WorstSaturationByRole"/>). Empty for FP32 or without telemetry.
+    /// </summary>
+    public IReadOnlyDictionary<TensorRole, double> WorstSaturationByRole { get; init; } = new Dictionary<TensorRole, double>();
+
+    /// <summary>One line for logs, e.g. "epoch 3: loss 0.4123 acc 85.10% val 86.20% lr 0.0500 812 img/s sat W 0.00% A 0.12%".</summary>
+    public override string ToString()
+    {
+        string val = ValidationAccuracy is double va ? $" val {va:P2}" : string.Empty;
+        string sat = string.Concat(WorstSaturationByRole.OrderBy(kv => kv.Key).Select(kv => $" {RoleLetter(kv.Key)} {kv.Value:P2}"));
+        return $"epoch {Epoch}: loss {TrainLoss:F4} acc {TrainAccuracy:P2}{val} lr {LearningRate:F4} {ImagesPerSecond:F0} img/s{(sat.Length > 0 ? " sat" + sat : string.Empty)}";
+    }
+
+    private static string RoleLetter(TensorRole role) => role switch
+    {
+        TensorRole.Weight => "W",
+        TensorRole.Activation => "A",
+        TensorRole.Error => "G",
+        _ => "WG",
+    };
 }

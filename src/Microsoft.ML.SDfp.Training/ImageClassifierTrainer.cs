@@ -197,6 +197,7 @@ public sealed class ImageClassifierTrainer
                     SkippedSteps = skipped,
                     TrainingTime = epochTrainTime,
                     ResidentBytes = ProcessMemory.ResidentBytes(),
+                    WorstSaturationByRole = telemetry?.WorstSaturationByRole() ?? new Dictionary<TensorRole, double>(),
                 };
                 epochs.Add(metrics);
 

@@ -1,8 +1,10 @@
 using System.Collections.Concurrent;
+using ImageClassification;
 using Microsoft.ML.Data;
 using Microsoft.ML.SDfp.Runtime;
 using Microsoft.ML.SDfp.Scoring;
 using Microsoft.ML.SDfp.Trainers;
+using Microsoft.ML.SDfp.Training;
 
 namespace Microsoft.ML.SDfp.Tests;
 
@@ -21,8 +23,8 @@ public sealed class TrainedModelFixture : IDisposable
         Root = Path.Combine(Path.GetTempPath(), "sdfp-mlnet-tests-" + Guid.NewGuid().ToString("N"));
         TrainFolder = Path.Combine(Root, "train");
         TestFolder = Path.Combine(Root, "test");
-        FashionMnistFolders.Export(TrainFolder, train: true, TrainImages);
-        FashionMnistFolders.Export(TestFolder, train: false, TestImages);
+        FashionMnistExporter.ExportIfMissing(TrainFolder, train: true, TrainImages);
+        FashionMnistExporter.ExportIfMissing(TestFolder, train: false, TestImages);
 
         Ml = new MLContext(seed: 1);
         Ml.Log += (_, e) =>
@@ -66,7 +68,7 @@ public sealed class TrainedModelFixture : IDisposable
 
     public ConcurrentQueue<string> Log { get; } = new();
 
-    public List<SDfpEpochMetrics> Epochs { get; } = new();
+    public List<EpochMetrics> Epochs { get; } = new();
 
     /// <summary>The S-DFP transformer inside <see cref="Model"/>.</summary>
     public SDfpImageClassificationTransformer Classifier => Model.OfType<SDfpImageClassificationTransformer>().Single();

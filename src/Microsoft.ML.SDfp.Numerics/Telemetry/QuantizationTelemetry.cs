@@ -68,6 +68,15 @@ public sealed class QuantizationTelemetry
             return _latest.Values.OrderBy(r => r.Layer, StringComparer.Ordinal).ThenBy(r => r.Role).ToArray();
     }
 
+    /// <summary>
+    /// For each role, the largest fraction of values clipped at the format's range over all layers, taking each
+    /// (layer, role)'s latest record with full statistics. Empty when no record has them.
+    /// </summary>
+    public IReadOnlyDictionary<TensorRole, double> WorstSaturationByRole() =>
+        Records.Where(s => double.IsFinite(s.SaturatedFraction))
+            .GroupBy(s => (s.Layer, s.Role)).Select(g => g.Last())
+            .GroupBy(s => s.Role).ToDictionary(g => g.Key, g => g.Max(s => s.SaturatedFraction));
+
     /// <summary>Adds one record (quantisers call this; exposed for custom quantisation code).</summary>
     /// <param name="statistics">The record.</param>
     public void Record(TensorStatistics statistics)

@@ -145,7 +145,7 @@ public sealed partial class SDfpImageClassificationTrainer
         public EarlyStoppingMetric EarlyStoppingMetric { get; set; } = EarlyStoppingMetric.ValidationAccuracy;
 
         /// <summary>Called after every epoch with its metrics (on the training thread). Default null.</summary>
-        public Action<SDfpEpochMetrics>? MetricsCallback { get; set; }
+        public Action<EpochMetrics>? MetricsCallback { get; set; }
 
         /// <summary>
         /// When set, quantisation telemetry (exponent, saturation, SQNR per layer and role) is written here as CSV at the

@@ -210,10 +210,8 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         };
         trainer.EpochCompleted += metrics =>
         {
-            var summary = new SDfpEpochMetrics(metrics.Epoch, metrics.TrainLoss, metrics.TrainAccuracy, metrics.ValidationLoss, metrics.ValidationAccuracy,
-                metrics.LearningRate, metrics.ImagesPerSecond, metrics.Elapsed, WorstSaturation(telemetry));
-            ch.Info(summary.ToString());
-            _options.MetricsCallback?.Invoke(summary);
+            ch.Info(metrics.ToString());
+            _options.MetricsCallback?.Invoke(metrics);
         };
 
         try
@@ -264,13 +262,6 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         : "Training was cancelled by MLContext.CancelExecution()";
 
     // Only sampled steps carry full statistics (others have NaN saturation); use each (layer, role)'s latest sampled record.
-    private static IReadOnlyDictionary<TensorRole, double> WorstSaturation(QuantizationTelemetry? telemetry) =>
-        telemetry is null
-            ? new Dictionary<TensorRole, double>()
-            : telemetry.Records.Where(s => double.IsFinite(s.SaturatedFraction))
-                .GroupBy(s => (s.Layer, s.Role)).Select(g => g.Last())
-                .GroupBy(s => s.Role).ToDictionary(g => g.Key, g => g.Max(s => s.SaturatedFraction));
-
     private ResNetModel CreateModel(ImageInputShape shape, int classes, long seed)
     {
         // Same seed, same initial weights: the model is created before ImageClassifierTrainer seeds torch itself.
