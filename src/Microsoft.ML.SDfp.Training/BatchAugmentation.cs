@@ -11,7 +11,7 @@ namespace Microsoft.ML.SDfp.Training;
 /// instead of a loop over images. All randomness comes from the generator passed in, so a seeded generator gives
 /// the same augmentation on every run. The crop is drawn before the flip, as torchvision's CIFAR recipe does.
 /// </remarks>
-public sealed class BatchAugmentation
+internal sealed class BatchAugmentation
 {
     private readonly Generator _generator;
 

@@ -5,7 +5,7 @@ namespace Microsoft.ML.SDfp.Training;
 /// Computed per step rather than per epoch, so a cosine decay or a warm-up is smooth even with few epochs.
 /// Steps are 0-based and counted over the whole run.
 /// </remarks>
-public sealed class LearningRateScheduler
+internal sealed class LearningRateScheduler
 {
     private readonly TrainingOptions _options;
 

@@ -5,7 +5,7 @@ namespace Microsoft.ML.SDfp.Training;
 /// TorchSharp tensors live in native memory that the .NET GC does not see, so
 /// <see cref="GC.GetTotalMemory(bool)"/> says nothing about a leak; the resident set size does.
 /// </remarks>
-public static class ProcessMemory
+internal static class ProcessMemory
 {
     /// <summary>
     /// Resident set size in bytes: <c>VmRSS</c> from <c>/proc/self/status</c> where that exists (Linux), else
