@@ -19,35 +19,55 @@ internal static class QuantizationKernel
     }
 
     /// <summary>max |x|; NaN (fused path) or NaN/+∞ (torch path) when any element is not finite.</summary>
-    public static double Amax(Tensor x) =>
-        UseFused && FusedQuantization.Applies(x) ? FusedQuantization.Amax(x) : TorchQuantization.Amax(x);
+    public static double Amax(Tensor x)
+    {
+        QuantizationCounters.Pass(x.numel());
+        return UseFused && FusedQuantization.Applies(x) ? FusedQuantization.Amax(x) : TorchQuantization.Amax(x);
+    }
 
-    /// <summary>True when <see cref="QuantizeMeasuringAmax"/> may be used for <paramref name="x"/>.</summary>
+    /// <summary>True when the QuantizeMeasuringAmax overloads may be used for <paramref name="x"/>.</summary>
     public static bool FusedApplies(Tensor x) => UseFused && FusedQuantization.Applies(x);
 
     /// <summary>Quantises and measures max |x| (NaN when not finite) in one pass; fused path only.</summary>
     public static Tensor QuantizeMeasuringAmax(Tensor x, int exponent, DfpFormat format, Generator? generator, bool fake,
         bool collect, out QuantizationStatistics statistics, out double amax) =>
-        FusedQuantization.Quantize(x, exponent, format, Seed(format, generator), fake, collect, out statistics, out amax);
+        QuantizeMeasuringAmax(x, exponent, format, Seed(format, generator), fake, collect, out statistics, out amax);
+
+    /// <summary>
+    /// As above with the stochastic-rounding key already drawn (<see cref="Seed"/>), so that a tensor quantised again
+    /// with another exponent rounds with the same draw as a single quantisation would have.
+    /// </summary>
+    public static Tensor QuantizeMeasuringAmax(Tensor x, int exponent, DfpFormat format, ulong seed, bool fake,
+        bool collect, out QuantizationStatistics statistics, out double amax)
+    {
+        QuantizationCounters.Pass(x.numel());
+        return FusedQuantization.Quantize(x, exponent, format, seed, fake, collect, out statistics, out amax);
+    }
 
     public static long CountNonFinite(Tensor x) => TorchQuantization.CountNonFinite(x);
 
     /// <summary>q = clamp(round(x / 2^exponent), qmin, qmax) as whole numbers in x's floating dtype.</summary>
     public static Tensor Integers(Tensor x, int exponent, DfpFormat format, Generator? generator,
-        bool collect, out QuantizationStatistics statistics) =>
-        UseFused && FusedQuantization.Applies(x)
+        bool collect, out QuantizationStatistics statistics)
+    {
+        QuantizationCounters.Pass(x.numel());
+        return UseFused && FusedQuantization.Applies(x)
             ? FusedQuantization.Quantize(x, exponent, format, Seed(format, generator), fake: false, collect, out statistics)
             : TorchQuantization.Integers(x, exponent, format, generator, collect, out statistics);
+    }
 
     /// <summary>x' = q · 2^exponent as a new tensor.</summary>
     public static Tensor FakeQuantize(Tensor x, int exponent, DfpFormat format, Generator? generator,
-        bool collect, out QuantizationStatistics statistics) =>
-        UseFused && FusedQuantization.Applies(x)
+        bool collect, out QuantizationStatistics statistics)
+    {
+        QuantizationCounters.Pass(x.numel());
+        return UseFused && FusedQuantization.Applies(x)
             ? FusedQuantization.Quantize(x, exponent, format, Seed(format, generator), fake: true, collect, out statistics)
             : TorchQuantization.FakeQuantize(x, exponent, format, generator, collect, out statistics);
+    }
 
     /// <summary>One draw from the stream's generator keys the stateless hash of the fused stochastic rounding.</summary>
-    private static ulong Seed(DfpFormat format, Generator? generator)
+    public static ulong Seed(DfpFormat format, Generator? generator)
     {
         if (format.Rounding != RoundingMode.Stochastic)
             return 0;

@@ -82,8 +82,13 @@ public sealed class TensorQuantizer : IDisposable
     /// <exception cref="NonFiniteTensorException">x holds NaN or ±Inf; the message names layer and role.</exception>
     public Tensor FakeQuantize(Tensor x)
     {
+        var start = QuantizationCounters.Start();
         lock (_gate)
-            return Run(x, integers: false, out _);
+        {
+            var result = Run(x, integers: false, out _);
+            QuantizationCounters.Stop(Role, start);
+            return result;
+        }
     }
 
     /// <summary>Quantises <paramref name="x"/> to integers plus one exponent.</summary>
@@ -91,9 +96,11 @@ public sealed class TensorQuantizer : IDisposable
     /// <exception cref="NonFiniteTensorException">x holds NaN or ±Inf; the message names layer and role.</exception>
     public DfpTensor Quantize(Tensor x)
     {
+        var start = QuantizationCounters.Start();
         lock (_gate)
         {
             using var q = Run(x, integers: true, out var exponent);
+            QuantizationCounters.Stop(Role, start);
             return new DfpTensor(q.to_type(Dfp.IntegerType(Format)), exponent, Format);
         }
     }
@@ -120,6 +127,19 @@ public sealed class TensorQuantizer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Whether a current exponent is found in one pass by guessing the stream's last one (true, the default) or in
+    /// two (an amax scan, then quantisation). The results are bit-identical; tests and A/B benchmarks switch it per thread.
+    /// </summary>
+    internal static bool GuessExponent
+    {
+        get => !_twoPass;
+        set => _twoPass = !value;
+    }
+
+    [ThreadStatic]
+    private static bool _twoPass;
+
     private Tensor Run(Tensor x, bool integers, out int exponent)
     {
         Dfp.CheckFloating(x, nameof(x));
@@ -144,6 +164,32 @@ public sealed class TensorQuantizer : IDisposable
             {
                 result.Dispose();
                 throw NonFinite(x, amax, telemetry, step);
+            }
+        }
+        else if (Format.ExponentSource == ExponentSource.Current && !Format.AutoShift && Count > 0 && GuessExponent
+            && QuantizationKernel.FusedApplies(x))
+        {
+            // A stream's exponent rarely changes between steps, so quantise with the last one while measuring amax in
+            // the same pass, and only quantise again when the measured amax gives another exponent. The bits are
+            // those of the two-pass path either way: the exponent used is always the one of this tensor's own amax,
+            // and a repeat rounds with the same stochastic draw.
+            shift = Format.Shift;
+            var guess = LastExponent;
+            var seed = QuantizationKernel.Seed(Format, generator);
+            result = QuantizationKernel.QuantizeMeasuringAmax(x, guess, Format, seed, fake: !integers, collect,
+                out statistics, out amax);
+            if (!double.IsFinite(amax))
+            {
+                result.Dispose();
+                throw NonFinite(x, amax, telemetry, step);
+            }
+            exponent = Dfp.Exponent(amax, Format, shift);
+            if (exponent != guess)
+            {
+                QuantizationCounters.Miss();
+                result.Dispose();
+                result = QuantizationKernel.QuantizeMeasuringAmax(x, exponent, Format, seed, fake: !integers, collect,
+                    out statistics, out _);
             }
         }
         else
