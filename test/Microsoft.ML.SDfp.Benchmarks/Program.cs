@@ -4,6 +4,7 @@ using Microsoft.ML.SDfp.Benchmarks;
 return args.FirstOrDefault() switch
 {
     "layer" => LayerBenchmark.Run(args[1..]),
+    "step" => StepBenchmark.Run(args[1..]),
     "fashion-mnist" => FashionMnistExperiment.Run(args[1..]),
     "fashion-mnist-merge" => ResultsMerge.Run(args[1..]),
     _ => Usage(),
@@ -11,6 +12,6 @@ return args.FirstOrDefault() switch
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Microsoft.ML.SDfp.Benchmarks layer [--help] | fashion-mnist [--help] | fashion-mnist-merge [--help]");
+    Console.Error.WriteLine("usage: Microsoft.ML.SDfp.Benchmarks layer [--help] | step [--help] | fashion-mnist [--help] | fashion-mnist-merge [--help]");
     return 2;
 }

@@ -1,0 +1,119 @@
+using System.Globalization;
+using Microsoft.ML.SDfp.Models;
+
+namespace Microsoft.ML.SDfp.Benchmarks;
+
+/// <summary>Options of the <c>step</c> benchmark; the same list is handed to every measuring process.</summary>
+internal sealed record StepOptions
+{
+    public const string Usage = """
+        usage: Microsoft.ML.SDfp.Benchmarks step [options]
+          --processes N       separate measuring processes, one after another (default 3)
+          --rounds N          timed rounds per process; a round runs one step of every arm (default 15)
+          --warmup N          untimed rounds first (default 3)
+          --threads N         torch intra-op threads (default 2)
+          --batch-size N      images per step (default 128)
+          --configs a,b       quantised arms beside FP32: sdfp8, auto8, dfp8 (default sdfp8)
+          --two-pass          add an arm of the first config with the two-pass exponent (amax scan, then quantise),
+                              the path before the one-pass guess
+          --contend           run a CPU-bound competing process during the measurements
+          --default-allocator do not call NativeMemoryTuning.RetainFreedMemory() (the trainer does)
+          --no-end-step       do not call QuantizedBackward.EndStep() after each step (the trainer does)
+          --seed N            model and rounding seed (default 1)
+          --data DIR          Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)
+        """;
+
+    private static readonly string[] KnownConfigs = ["sdfp8", "auto8", "dfp8"];
+
+    public int Processes { get; init; } = 3;
+    public int Rounds { get; init; } = 15;
+    public int Warmup { get; init; } = 3;
+    public int Threads { get; init; } = 2;
+    public int BatchSize { get; init; } = 128;
+    public IReadOnlyList<string> Configs { get; init; } = ["sdfp8"];
+    public bool TwoPass { get; init; }
+    public bool Contend { get; init; }
+    public bool RetainMemory { get; init; } = true;
+    public bool EndStep { get; init; } = true;
+    public long Seed { get; init; } = 1;
+    public string DataDirectory { get; init; } = Data.FashionMnist.DefaultDirectory;
+    public bool Help { get; init; }
+
+    /// <summary>The arms in the order of the first round: FP32, the configs, then the two-pass arm.</summary>
+    public IEnumerable<(string Name, string Config, bool TwoPass)> Arms()
+    {
+        yield return ("fp32", "fp32", false);
+        foreach (var c in Configs)
+            yield return (c, c, false);
+        if (TwoPass)
+            yield return (Configs[0] + "-two-pass", Configs[0], true);
+    }
+
+    /// <summary>
+    /// The experiment's policies: S-DFP8 is DFP8 weights with S-DFP8(s=1) activations and errors, the shifts the
+    /// Fashion-MNIST probe chose and the main job uses.
+    /// </summary>
+    public static QuantizationPolicy Policy(string config, long seed) =>
+        ExperimentConfig.Create(config, seed, new Dictionary<int, (int, int, int)> { [8] = (0, 1, 1), [6] = (0, 1, 1) }).Policy;
+
+    /// <summary>The arguments that reproduce these options in a measuring process.</summary>
+    public IEnumerable<string> ChildArguments()
+    {
+        yield return "--rounds"; yield return Rounds.ToString(CultureInfo.InvariantCulture);
+        yield return "--warmup"; yield return Warmup.ToString(CultureInfo.InvariantCulture);
+        yield return "--threads"; yield return Threads.ToString(CultureInfo.InvariantCulture);
+        yield return "--batch-size"; yield return BatchSize.ToString(CultureInfo.InvariantCulture);
+        yield return "--configs"; yield return string.Join(",", Configs);
+        yield return "--seed"; yield return Seed.ToString(CultureInfo.InvariantCulture);
+        yield return "--data"; yield return DataDirectory;
+        if (TwoPass)
+            yield return "--two-pass";
+        if (!RetainMemory)
+            yield return "--default-allocator";
+        if (!EndStep)
+            yield return "--no-end-step";
+    }
+
+    public static StepOptions Parse(IReadOnlyList<string> args, out int? childIndex, out bool spin)
+    {
+        var options = new StepOptions();
+        childIndex = null;
+        spin = false;
+        for (var i = 0; i < args.Count; i++)
+        {
+            var name = args[i];
+            string Value() => i + 1 < args.Count ? args[++i] : throw new ArgumentException($"Option {name} needs a value.");
+            int Int(int min) => int.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= min
+                ? v : throw new ArgumentException($"Option {name} needs an integer ≥ {min}; got '{args[i]}'.");
+            switch (name)
+            {
+                case "--processes": options = options with { Processes = Int(1) }; break;
+                case "--rounds": options = options with { Rounds = Int(1) }; break;
+                case "--warmup": options = options with { Warmup = Int(0) }; break;
+                case "--threads": options = options with { Threads = Int(1) }; break;
+                case "--batch-size": options = options with { BatchSize = Int(2) }; break;
+                case "--configs":
+                    var configs = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                        .Select(c => c.ToLowerInvariant()).Distinct().ToList();
+                    var unknown = configs.Where(c => !KnownConfigs.Contains(c)).ToList();
+                    if (unknown.Count > 0 || configs.Count == 0)
+                        throw new ArgumentException($"Unknown config(s) '{string.Join(",", unknown)}' in --configs; choose from {string.Join(",", KnownConfigs)}.");
+                    options = options with { Configs = configs };
+                    break;
+                case "--two-pass": options = options with { TwoPass = true }; break;
+                case "--contend": options = options with { Contend = true }; break;
+                case "--default-allocator": options = options with { RetainMemory = false }; break;
+                case "--no-end-step": options = options with { EndStep = false }; break;
+                case "--seed":
+                    options = options with { Seed = long.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) ? s : throw new ArgumentException($"--seed needs an integer; got '{args[i]}'.") };
+                    break;
+                case "--data": options = options with { DataDirectory = Value() }; break;
+                case "--child": childIndex = Int(0); break;
+                case "--spin": spin = true; break;
+                case "--help" or "-h": options = options with { Help = true }; break;
+                default: throw new ArgumentException($"Unknown option '{name}'.");
+            }
+        }
+        return options;
+    }
+}
