@@ -3,21 +3,21 @@ using System.Runtime.InteropServices;
 namespace Microsoft.ML.SDfp.Runtime;
 
 /// <summary>
-/// Opt-in tuning of glibc's allocator for training loops that allocate and free the same large tensors every step.
+/// Tuning of glibc's allocator for training loops that allocate and free the same large tensors every step.
 /// </summary>
 /// <remarks>
 /// <para>
 /// libtorch allocates CPU tensors with malloc. By default glibc hands large freed blocks back to the kernel (mmap
 /// threshold, heap trimming), so the next step's tensor of the same size page-faults on every 4 KiB page as it is first
-/// written. On the shared 2-core reference machine that churn cost more than the quantisation arithmetic itself: a
-/// quantised conv layer that keeps two extra activation-sized buffers alive measured 1.19–1.34× the FP32 layer with the
-/// default allocator and 1.04–1.07× with freed memory retained (layer benchmark, <c>--retain-memory</c>).
+/// written. Quantised layers make this worse, because their extra activation-sized buffers and TorchSharp's
+/// finalizer-freed autograd bookkeeping churn the heap (see <c>QuantizedBackward.EndStep</c>).
 /// </para>
 /// <para>
-/// The setting is process-wide and makes the process keep its peak heap, so it is never applied implicitly; call
-/// <see cref="RetainFreedMemory"/> once at the start of a training process. The environment variables
-/// <c>MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296 MALLOC_TOP_PAD_=268435456</c> have the same
-/// effect without code.
+/// The setting is process-wide and makes the process keep its peak heap. The library's trainer
+/// (<c>ImageClassifierTrainer.Fit</c>, and so the ML.NET trainer) applies it, because a quantised step is not fast
+/// without it; code with its own training loop should call <see cref="RetainFreedMemory"/> once at the start. The
+/// environment variables <c>MALLOC_MMAP_THRESHOLD_=33554432 MALLOC_TRIM_THRESHOLD_=4294967296
+/// MALLOC_TOP_PAD_=268435456</c> have the same effect without code. Measurements: the Numerics README.
 /// </para>
 /// </remarks>
 public static partial class NativeMemoryTuning
