@@ -122,7 +122,8 @@ internal static class StepBenchmark
             var t = Totals(result, arm);
             var ratios = PairedRatios(result, arm);
             Console.WriteLine($"  {arm,-16} step ms min/median/max {t.Min(),7:F1} {Median(t),7:F1} {t.Max(),7:F1}"
-                + (arm == "fp32" ? "" : $"   ratio of medians {Median(t) / Median(fp32):F3}, per round {ratios.Min():F3}/{Median(ratios):F3}/{ratios.Max():F3}"));
+                + (arm == "fp32" ? "" : $"   ratio of medians {Median(t) / Median(fp32):F3}, per round {ratios.Min():F3}/{Median(ratios):F3}/{ratios.Max():F3}, "
+                    + $"CPU time {Median(Cpu(result, arm)) / Median(Cpu(result, "fp32")):F3}"));
         }
     }
 
@@ -134,6 +135,9 @@ internal static class StepBenchmark
             var perProcess = results.Select(r => Median(Totals(r, arm)) / Median(Totals(r, "fp32"))).ToList();
             Console.WriteLine($"{arm}/fp32 per process: {string.Join(", ", perProcess.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}; "
                 + $"min/median/max {perProcess.Min():F3}/{Median(perProcess):F3}/{perProcess.Max():F3}; median of medians {Median(perProcess):F3}");
+            // CPU time per step moves less than wall time when other processes take the cores, so it is shown beside it.
+            var cpu = results.Select(r => Median(Cpu(r, arm)) / Median(Cpu(r, "fp32"))).ToList();
+            Console.WriteLine($"{arm}/fp32 CPU time per process: {string.Join(", ", cpu.Select(r => r.ToString("F3", CultureInfo.InvariantCulture)))}; median {Median(cpu):F3}");
         }
         Console.WriteLine();
         Console.WriteLine("phase breakdown, median per step over all processes' rounds (ms unless stated):");
@@ -151,6 +155,9 @@ internal static class StepBenchmark
 
     private static List<double> Totals(StepProcessResult result, string arm) =>
         result.Records.Where(r => r.Arm == arm).Select(r => r.Total).ToList();
+
+    private static List<double> Cpu(StepProcessResult result, string arm) =>
+        result.Records.Where(r => r.Arm == arm).Select(r => r.CpuMs).ToList();
 
     /// <summary>Per round, this arm's step over the FP32 step of the same round.</summary>
     private static List<double> PairedRatios(StepProcessResult result, string arm)

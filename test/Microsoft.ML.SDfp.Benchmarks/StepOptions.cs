@@ -14,8 +14,9 @@ internal sealed record StepOptions
           --threads N         torch intra-op threads (default 2)
           --batch-size N      images per step (default 128)
           --configs a,b       quantised arms beside FP32: sdfp8, auto8, dfp8 (default sdfp8)
-          --two-pass          add an arm of the first config with the two-pass exponent (amax scan, then quantise),
-                              the path before the one-pass guess
+          --variants a,b      add arms of the first config, interleaved with the others: two-pass (amax scan, then
+                              quantise: the path before the one-pass guess), share (every quantising pass split
+                              over 2 threads)
           --contend           run a CPU-bound competing process during the measurements
           --default-allocator do not call NativeMemoryTuning.RetainFreedMemory() (the trainer does)
           --no-end-step       do not call QuantizedBackward.EndStep() after each step (the trainer does)
@@ -24,6 +25,7 @@ internal sealed record StepOptions
         """;
 
     private static readonly string[] KnownConfigs = ["sdfp8", "auto8", "dfp8"];
+    private static readonly string[] KnownVariants = ["two-pass", "share"];
 
     public int Processes { get; init; } = 3;
     public int Rounds { get; init; } = 15;
@@ -31,7 +33,7 @@ internal sealed record StepOptions
     public int Threads { get; init; } = 2;
     public int BatchSize { get; init; } = 128;
     public IReadOnlyList<string> Configs { get; init; } = ["sdfp8"];
-    public bool TwoPass { get; init; }
+    public IReadOnlyList<string> Variants { get; init; } = [];
     public bool Contend { get; init; }
     public bool RetainMemory { get; init; } = true;
     public bool EndStep { get; init; } = true;
@@ -39,14 +41,14 @@ internal sealed record StepOptions
     public string DataDirectory { get; init; } = Data.FashionMnist.DefaultDirectory;
     public bool Help { get; init; }
 
-    /// <summary>The arms in the order of the first round: FP32, the configs, then the two-pass arm.</summary>
-    public IEnumerable<(string Name, string Config, bool TwoPass)> Arms()
+    /// <summary>The arms in the order of the first round: FP32, the configs, then the variants of the first config.</summary>
+    public IEnumerable<(string Name, string Config, string? Variant)> Arms()
     {
-        yield return ("fp32", "fp32", false);
+        yield return ("fp32", "fp32", null);
         foreach (var c in Configs)
-            yield return (c, c, false);
-        if (TwoPass)
-            yield return (Configs[0] + "-two-pass", Configs[0], true);
+            yield return (c, c, null);
+        foreach (var v in Variants)
+            yield return ($"{Configs[0]}-{v}", Configs[0], v);
     }
 
     /// <summary>
@@ -66,8 +68,11 @@ internal sealed record StepOptions
         yield return "--configs"; yield return string.Join(",", Configs);
         yield return "--seed"; yield return Seed.ToString(CultureInfo.InvariantCulture);
         yield return "--data"; yield return DataDirectory;
-        if (TwoPass)
-            yield return "--two-pass";
+        if (Variants.Count > 0)
+        {
+            yield return "--variants";
+            yield return string.Join(",", Variants);
+        }
         if (!RetainMemory)
             yield return "--default-allocator";
         if (!EndStep)
@@ -100,7 +105,14 @@ internal sealed record StepOptions
                         throw new ArgumentException($"Unknown config(s) '{string.Join(",", unknown)}' in --configs; choose from {string.Join(",", KnownConfigs)}.");
                     options = options with { Configs = configs };
                     break;
-                case "--two-pass": options = options with { TwoPass = true }; break;
+                case "--variants":
+                    var variants = Value().Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                        .Select(c => c.ToLowerInvariant()).Distinct().ToList();
+                    var unknownVariants = variants.Where(c => !KnownVariants.Contains(c)).ToList();
+                    if (unknownVariants.Count > 0)
+                        throw new ArgumentException($"Unknown variant(s) '{string.Join(",", unknownVariants)}' in --variants; choose from {string.Join(",", KnownVariants)}.");
+                    options = options with { Variants = variants };
+                    break;
                 case "--contend": options = options with { Contend = true }; break;
                 case "--default-allocator": options = options with { RetainMemory = false }; break;
                 case "--no-end-step": options = options with { EndStep = false }; break;

@@ -32,7 +32,7 @@ internal static class StepProcess
         QuantizationCounters.Enabled = true;
 
         using var data = FashionMnist.LoadTrain(options.DataDirectory, options.BatchSize * Batches);
-        var arms = options.Arms().Select(a => new Arm(a.Name, a.Config, a.TwoPass, options.Seed)).ToList();
+        var arms = options.Arms().Select(a => new Arm(a.Name, a.Config, a.Variant, options.Seed)).ToList();
         try
         {
             var records = new List<StepRecord>();
@@ -74,12 +74,12 @@ internal static class StepProcess
     {
         private readonly ResNetModel _model;
         private readonly optim.Optimizer _optimizer;
-        private readonly bool _twoPass;
+        private readonly string? _variant;
 
-        public Arm(string name, string config, bool twoPass, long seed)
+        public Arm(string name, string config, string? variant, long seed)
         {
             Name = name;
-            _twoPass = twoPass;
+            _variant = variant;
             var policy = StepOptions.Policy(config, seed);
             torch.manual_seed(seed);
             _model = ResNetFactory.Create(new ResNetOptions
@@ -94,7 +94,9 @@ internal static class StepProcess
 
         public StepRecord Step(Tensor images, Tensor labels, bool endStep, int round)
         {
-            TensorQuantizer.GuessExponent = !_twoPass;
+            // Both switches are per thread, and libtorch runs a CPU backward on the calling thread.
+            TensorQuantizer.GuessExponent = _variant != "two-pass";
+            FusedQuantization.ThreadOverride = _variant == "share" ? 2 : 0;
             var faults0 = ResourceUsage.Read();
             var counters0 = QuantizationCounters.Read();
             var managed0 = GC.GetAllocatedBytesForCurrentThread();
@@ -118,6 +120,7 @@ internal static class StepProcess
             var counters = QuantizationCounters.Read() - counters0;
             var usage = ResourceUsage.Read() - faults0;
             TensorQuantizer.GuessExponent = true;
+            FusedQuantization.ThreadOverride = 0;
             return new StepRecord(Name, round, Ms(t0, t4), Ms(t0, t1), Ms(t1, t2), Ms(t2, t3), Ms(t3, t4),
                 counters.Milliseconds[(int)TensorRole.Weight], counters.Milliseconds[(int)TensorRole.Activation],
                 counters.Milliseconds[(int)TensorRole.Error], counters.Passes, counters.Misses,
