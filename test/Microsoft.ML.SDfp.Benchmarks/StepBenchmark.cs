@@ -17,7 +17,7 @@ internal static class StepBenchmark
     {
         StepOptions options;
         int? child;
-        bool spin;
+        int? spin;
         try
         {
             options = StepOptions.Parse(args, out child, out spin);
@@ -33,8 +33,8 @@ internal static class StepBenchmark
             Console.WriteLine(StepOptions.Usage);
             return 0;
         }
-        if (spin)
-            return StepProcess.Spin();
+        if (spin is { } parent)
+            return StepProcess.Spin(parent);
         if (child is { } index)
             return StepProcess.Run(options, index);
         return Orchestrate(options);
@@ -53,7 +53,7 @@ internal static class StepBenchmark
         try
         {
             if (options.Contend)
-                competitor = Start(["step", "--spin"], redirect: false);
+                competitor = Start(["step", "--spin", Environment.ProcessId.ToString(CultureInfo.InvariantCulture)], redirect: false);
             for (var p = 0; p < options.Processes; p++)
             {
                 var result = RunChild(options, p);

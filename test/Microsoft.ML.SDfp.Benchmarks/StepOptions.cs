@@ -79,11 +79,11 @@ internal sealed record StepOptions
             yield return "--no-end-step";
     }
 
-    public static StepOptions Parse(IReadOnlyList<string> args, out int? childIndex, out bool spin)
+    public static StepOptions Parse(IReadOnlyList<string> args, out int? childIndex, out int? spinParent)
     {
         var options = new StepOptions();
         childIndex = null;
-        spin = false;
+        spinParent = null;
         for (var i = 0; i < args.Count; i++)
         {
             var name = args[i];
@@ -121,7 +121,7 @@ internal sealed record StepOptions
                     break;
                 case "--data": options = options with { DataDirectory = Value() }; break;
                 case "--child": childIndex = Int(0); break;
-                case "--spin": spin = true; break;
+                case "--spin": spinParent = Int(1); break;
                 case "--help" or "-h": options = options with { Help = true }; break;
                 default: throw new ArgumentException($"Unknown option '{name}'.");
             }

@@ -62,12 +62,32 @@ internal static class StepProcess
         }
     }
 
-    /// <summary>Burns one core until killed: the competing process of <c>--contend</c>.</summary>
-    public static int Spin()
+    /// <summary>
+    /// Burns one core until killed: the competing process of <c>--contend</c>. It also stops when the benchmark that
+    /// started it is gone, so an interrupted benchmark leaves nothing running.
+    /// </summary>
+    public static int Spin(int parent)
     {
         var x = 1.0;
+        var clock = Stopwatch.StartNew();
         while (true)
-            x = Math.Sqrt(x + 1.0);
+        {
+            for (var i = 0; i < 1_000_000; i++)
+                x = Math.Sqrt(x + 1.0);
+            if (clock.ElapsedMilliseconds < 500)
+                continue;
+            clock.Restart();
+            try
+            {
+                using var process = Process.GetProcessById(parent);
+                if (process.HasExited)
+                    return 0;
+            }
+            catch (ArgumentException)
+            {
+                return 0;
+            }
+        }
     }
 
     private sealed class Arm : IDisposable

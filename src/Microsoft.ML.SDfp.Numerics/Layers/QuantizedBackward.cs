@@ -53,8 +53,8 @@ public static class QuantizedBackward
     /// per step) and of converted scalars only from finalizers. Left to the runtime, these small native blocks are
     /// freed in batches many steps later, interleaved with the large tensor buffers, and fragment the C heap so that
     /// every step writes to fresh pages that the kernel must fault in. Collecting the youngest generation each step
-    /// frees them while the step's tensors are still recent; it costs well under a millisecond because only the
-    /// step's own short-lived wrappers are live in generation 0.
+    /// frees them while the step's tensors are still recent, and is cheap because generation 0 holds little more than
+    /// the step's own short-lived wrappers. The library's trainer calls it; measurements are in the Numerics README.
     /// </remarks>
     public static void EndStep() => GC.Collect(0, GCCollectionMode.Forced, blocking: true, compacting: false);
 
