@@ -1,5 +1,5 @@
 using System.Globalization;
-using Microsoft.ML.SDfp.Models;
+using Microsoft.ML.SDfp.Training.Models;
 
 namespace Microsoft.ML.SDfp.Benchmarks;
 
@@ -38,7 +38,7 @@ internal sealed record StepOptions
     public bool RetainMemory { get; init; } = true;
     public bool EndStep { get; init; } = true;
     public long Seed { get; init; } = 1;
-    public string DataDirectory { get; init; } = Data.FashionMnist.DefaultDirectory;
+    public string DataDirectory { get; init; } = Training.Data.FashionMnist.DefaultDirectory;
     public bool Help { get; init; }
 
     /// <summary>The arms in the order of the first round: FP32, the configs, then the variants of the first config.</summary>

@@ -1,11 +1,12 @@
 using System.Diagnostics;
 using System.Text.Json;
-using Microsoft.ML.SDfp.Data;
-using Microsoft.ML.SDfp.Models;
-using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Layers;
-using Microsoft.ML.SDfp.Numerics.Runtime;
+using Microsoft.ML.SDfp.Numerics.Quantization;
+using Microsoft.ML.SDfp.Runtime;
 using Microsoft.ML.SDfp.Training;
+using Microsoft.ML.SDfp.Training.Data;
+using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 

@@ -1,4 +1,6 @@
+using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Layers;
+using Microsoft.ML.SDfp.Numerics.Quantization;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -45,7 +47,7 @@ public class OnePassExponentTests : TorchTests
     [Fact]
     public void One_pass_integer_quantisation_is_bit_identical_to_two_passes()
     {
-        var format = DfpFormat.SDfp(8, 1) with { Rounding = RoundingMode.Stochastic };
+        var format = DfpFormat.SDfp(8, 1) with { Rounding = Formats.RoundingMode.Stochastic };
         using var onePass = new TensorQuantizer("l", TensorRole.Activation, format, seed: 3);
         using var twoPass = new TensorQuantizer("l", TensorRole.Activation, format, seed: 3);
         for (var step = 0; step < Scales.Length; step++)

@@ -1,6 +1,7 @@
 using System.Diagnostics;
+using Microsoft.ML.SDfp.Numerics.Formats;
 
-namespace Microsoft.ML.SDfp.Numerics;
+namespace Microsoft.ML.SDfp.Numerics.Quantization;
 
 /// <summary>
 /// Process-wide counters of the quantisers' work (time per role, passes over memory, exponent guesses that missed),
