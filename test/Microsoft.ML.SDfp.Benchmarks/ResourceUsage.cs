@@ -13,6 +13,21 @@ internal readonly record struct ResourceUsage(long MinorFaults, double CpuMillis
         return new ResourceUsage(usage.MinorFaults, cpu);
     }
 
+    /// <summary>Current resident set size in MiB (VmRSS), or NaN where /proc is not there.</summary>
+    public static double ResidentMegabytes()
+    {
+        try
+        {
+            var line = File.ReadLines("/proc/self/status").FirstOrDefault(l => l.StartsWith("VmRSS:", StringComparison.Ordinal));
+            var parts = line?.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            return parts is { Length: >= 2 } && long.TryParse(parts[1], out var kib) ? kib / 1024.0 : double.NaN;
+        }
+        catch (IOException)
+        {
+            return double.NaN;
+        }
+    }
+
     public static ResourceUsage operator -(ResourceUsage a, ResourceUsage b) =>
         new(a.MinorFaults - b.MinorFaults, a.CpuMilliseconds - b.CpuMilliseconds);
 

@@ -4,7 +4,6 @@ using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Layers;
 using Microsoft.ML.SDfp.Numerics.Quantization;
 using Microsoft.ML.SDfp.Runtime;
-using Microsoft.ML.SDfp.Training;
 using Microsoft.ML.SDfp.Training.Data;
 using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
@@ -52,7 +51,7 @@ internal static class StepProcess
                         records.Add(record);
                 }
             }
-            var result = new StepProcessResult(processIndex, ProcessMemory.ResidentBytes() / (1024.0 * 1024.0), records);
+            var result = new StepProcessResult(processIndex, ResourceUsage.ResidentMegabytes(), records);
             Console.WriteLine(Marker + JsonSerializer.Serialize(result));
             return 0;
         }
