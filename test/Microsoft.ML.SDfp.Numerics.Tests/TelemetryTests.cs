@@ -1,3 +1,4 @@
+using System.IO.Compression;
 using System.Text.Json;
 using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Quantization;
@@ -157,6 +158,69 @@ public class TelemetryTests : TorchTests
             var row = Assert.Throws<InvalidDataException>(() => QuantizationTelemetry.ReadCsv(path));
             Assert.Contains("line 3", row.Message);
             Assert.Throws<FileNotFoundException>(() => QuantizationTelemetry.ReadCsv(path + ".missing"));
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+
+    [Fact]
+    public void A_gz_path_is_written_gzip_compressed_and_reads_back_as_the_same_records()
+    {
+        var telemetry = new QuantizationTelemetry();
+        for (var step = 0; step < 200; step++)
+            telemetry.Record(new TensorStatistics("layer1.0.conv1", TensorRole.Error, step, -9 - step % 3, 2, 0.25, step % 10 == 0 ? 0.01 : double.NaN, double.NaN, double.NaN, 0));
+        telemetry.Record(new TensorStatistics("fc,odd\"name", TensorRole.Weight, 200, -3, 0, 1.5, 1e-300, 0, double.PositiveInfinity, 3));
+        var folder = Path.Combine(Path.GetTempPath(), "sdfp-numerics-tests", Guid.NewGuid().ToString("N"));
+        try
+        {
+            var gz = Path.Combine(folder, "t.csv.gz");
+            var csv = Path.Combine(folder, "t.csv");
+            telemetry.WriteCsv(gz);
+            telemetry.WriteCsv(csv);
+            var bytes = File.ReadAllBytes(gz);
+            Assert.Equal(new byte[] { 0x1f, 0x8b }, bytes[..2]);
+            Assert.True(bytes.Length < new FileInfo(csv).Length / 2, $"{bytes.Length} gzip bytes for {new FileInfo(csv).Length} CSV bytes");
+            using (var text = new StreamReader(new GZipStream(new MemoryStream(bytes), CompressionMode.Decompress)))
+                Assert.Equal(File.ReadAllText(csv), text.ReadToEnd());
+            Assert.Equal(telemetry.Records, QuantizationTelemetry.ReadCsv(gz));
+
+            var subset = telemetry.Records.Where(r => r.HasFullStatistics).ToList();
+            QuantizationTelemetry.WriteCsv(gz, subset);
+            Assert.Equal(subset, QuantizationTelemetry.ReadCsv(gz));
+            // Only the two targets remain: the temporary files were renamed over them.
+            Assert.Equal(new[] { "t.csv", "t.csv.gz" }, Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("truncated")]
+    [InlineData("corrupted")]
+    [InlineData("not gzip")]
+    public void A_damaged_gz_file_gives_an_error_naming_the_file(string damage)
+    {
+        var telemetry = new QuantizationTelemetry();
+        for (var step = 0; step < 2000; step++)
+            telemetry.Record(new TensorStatistics($"layer{step % 7}.conv1", TensorRole.Activation, step, step % 5, 1, step * 0.37, step * 1e-4, 0.5, 30 + step, 0));
+        var path = Path.Combine(Path.GetTempPath(), "sdfp-numerics-tests", Guid.NewGuid().ToString("N") + ".csv.gz");
+        try
+        {
+            telemetry.WriteCsv(path);
+            var bytes = File.ReadAllBytes(path);
+            bytes = damage switch
+            {
+                "truncated" => bytes[..(bytes.Length / 2)],
+                "corrupted" => bytes.Select((b, i) => i >= 20 && i < bytes.Length - 8 ? (byte)(b ^ 0x5a) : b).ToArray(),
+                _ => System.Text.Encoding.UTF8.GetBytes("layer,role,step,exponent\nconv1,Weight,1,2\n"),
+            };
+            File.WriteAllBytes(path, bytes);
+            var e = Assert.Throws<InvalidDataException>(() => QuantizationTelemetry.ReadCsv(path));
+            Assert.Contains(path, e.Message);
         }
         finally
         {

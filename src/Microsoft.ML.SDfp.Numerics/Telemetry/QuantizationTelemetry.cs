@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.IO.Compression;
 using System.Text;
 using System.Text.Json;
 using Microsoft.ML.SDfp.Numerics.Formats;
@@ -103,11 +104,22 @@ public sealed class QuantizationTelemetry
         }
     }
 
-    /// <summary>Writes all records as CSV (invariant culture, header row) atomically: a temp file renamed over <paramref name="path"/>.</summary>
+    /// <summary>
+    /// Writes all records as CSV (invariant culture, header row) atomically: a temp file renamed over <paramref name="path"/>.
+    /// A path ending in <c>.gz</c> is written gzip-compressed.
+    /// </summary>
     /// <param name="path">Destination file; its folder is created if missing.</param>
-    public void WriteCsv(string path)
+    public void WriteCsv(string path) => WriteCsv(path, Records);
+
+    /// <summary>
+    /// Writes the given records (for example a sampled subset of <see cref="Records"/>) as <see cref="WriteCsv(string)"/>
+    /// does: CSV, atomically, gzip-compressed when <paramref name="path"/> ends in <c>.gz</c>.
+    /// </summary>
+    /// <param name="path">Destination file; its folder is created if missing.</param>
+    /// <param name="records">The records, written in this order.</param>
+    public static void WriteCsv(string path, IEnumerable<TensorStatistics> records)
     {
-        var records = Records;
+        ArgumentNullException.ThrowIfNull(records);
         var text = new StringBuilder(CsvHeader).Append('\n');
         foreach (var r in records)
         {
@@ -119,21 +131,53 @@ public sealed class QuantizationTelemetry
                 .Append(Number(r.FlushedToZeroFraction)).Append(',').Append(Number(r.SqnrDb)).Append(',')
                 .Append(r.NonFiniteCount.ToString(CultureInfo.InvariantCulture)).Append('\n');
         }
-        AtomicFile.WriteAllText(path, text.ToString());
+        var bytes = new UTF8Encoding(false).GetBytes(text.ToString());
+        if (!IsGzip(path))
+        {
+            AtomicFile.WriteAllBytes(path, bytes);
+            return;
+        }
+        AtomicFile.Write(path, stream =>
+        {
+            // Disposed before AtomicFile flushes the file, so that the gzip trailer is on disk before the rename.
+            using var gzip = new GZipStream(stream, CompressionLevel.SmallestSize, leaveOpen: true);
+            gzip.Write(bytes);
+        });
     }
 
-    /// <summary>Reads records written by <see cref="WriteCsv"/>, e.g. to plot or compare runs after the fact.</summary>
-    /// <param name="path">A telemetry CSV file.</param>
+    /// <summary>
+    /// Reads records written by <see cref="WriteCsv(string)"/>, e.g. to plot or compare runs after the fact. A path ending
+    /// in <c>.gz</c> is read as gzip-compressed CSV.
+    /// </summary>
+    /// <param name="path">A telemetry CSV file, or a gzip-compressed one ending in <c>.gz</c>.</param>
     /// <returns>The records in file order.</returns>
     /// <exception cref="FileNotFoundException">The file does not exist.</exception>
-    /// <exception cref="InvalidDataException">The header or a row is not what <see cref="WriteCsv"/> writes; the message names the file and line.</exception>
+    /// <exception cref="InvalidDataException">
+    /// The header or a row is not what <see cref="WriteCsv(string)"/> writes, or a <c>.gz</c> file is not valid gzip; the
+    /// message names the file (and the line, for a bad row).
+    /// </exception>
     public static IReadOnlyList<TensorStatistics> ReadCsv(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
         if (!File.Exists(path))
             throw new FileNotFoundException($"Telemetry CSV '{path}' does not exist.", path);
+        var gzip = IsGzip(path);
+        try
+        {
+            using var file = File.OpenRead(path);
+            using var reader = new StreamReader(gzip ? new GZipStream(file, CompressionMode.Decompress) : file, Encoding.UTF8);
+            return ReadCsv(reader, path);
+        }
+        // The decompressor's messages name neither the file nor the cause; the header and row errors already name the file.
+        catch (InvalidDataException e) when (gzip && !e.Message.StartsWith($"'{path}'", StringComparison.Ordinal))
+        {
+            throw new InvalidDataException($"'{path}' is not a valid gzip-compressed telemetry CSV (damaged or not gzip): {e.Message}", e);
+        }
+    }
+
+    private static List<TensorStatistics> ReadCsv(StreamReader reader, string path)
+    {
         var records = new List<TensorStatistics>();
-        using var reader = new StreamReader(path, Encoding.UTF8);
         var header = reader.ReadLine();
         if (header != CsvHeader)
             throw new InvalidDataException($"'{path}' line 1 is not a telemetry CSV header; expected '{CsvHeader}'.");
@@ -168,6 +212,8 @@ public sealed class QuantizationTelemetry
         }
         return records;
     }
+
+    private static bool IsGzip(string path) => path.EndsWith(".gz", StringComparison.OrdinalIgnoreCase);
 
     private static List<string> SplitCsv(string line)
     {
