@@ -14,7 +14,7 @@ namespace Microsoft.ML.SDfp.Benchmarks;
 /// <summary>
 /// The paper's comparison on Fashion-MNIST: CIFAR ResNet-20 (1 input channel, 28×28) trained with one seed and one
 /// schedule as FP32, DFP8, S-DFP8 (probe-picked shifts), auto-shift 8-bit, DFP6 and S-DFP6. Writes
-/// <c>fashion-mnist.json</c>, <c>fashion-mnist.md</c>, per-run telemetry CSVs and PNG plots.
+/// <c>fashion-mnist.json</c>, <c>fashion-mnist.md</c>, per-run telemetry (<c>.csv.gz</c>, kept as <see cref="TelemetrySampling"/> says) and PNG plots.
 /// </summary>
 internal static class FashionMnistExperiment
 {
@@ -150,10 +150,13 @@ internal static class FashionMnistExperiment
 
         var epochs = result?.Epochs ?? progress.Epochs;
         string? csv = null;
+        List<TensorStatistics>? records = null;
         if (telemetry is not null)
         {
-            csv = $"fashion-mnist-telemetry-{config.Name}.csv";
-            telemetry.WriteCsv(Path.Combine(options.OutputDirectory, csv));
+            // The report is drawn from the kept records, so that fashion-mnist-merge redraws the same plots from the file.
+            records = TelemetrySampling.Keep(telemetry.Records, (long)stepsPerEpoch * options.Epochs);
+            csv = $"fashion-mnist-telemetry-{config.Name}.csv.gz";
+            QuantizationTelemetry.WriteCsv(Path.Combine(options.OutputDirectory, csv), records);
         }
         var layers = config.Policy.Layers;
         var record = new RunRecord(
@@ -179,7 +182,6 @@ internal static class FashionMnistExperiment
             epochs.Count > 0 ? epochs[^1].ResidentBytes / 1048576.0 : null,
             status,
             csv);
-        var records = telemetry?.Records;
         model.Telemetry = null;
         return (record, records);
     }

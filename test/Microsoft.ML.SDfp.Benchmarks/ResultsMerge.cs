@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Microsoft.ML.SDfp.Numerics.Telemetry;
-using Microsoft.ML.SDfp.Runtime;
 
 namespace Microsoft.ML.SDfp.Benchmarks;
 
@@ -14,10 +13,10 @@ internal static class ResultsMerge
 {
     public const string Usage = """
         usage: Microsoft.ML.SDfp.Benchmarks fashion-mnist-merge --out DIR INPUT_DIR INPUT_DIR ...
-          Each INPUT_DIR holds the fashion-mnist.json (and telemetry CSVs) of one fashion-mnist invocation.
+          Each INPUT_DIR holds the fashion-mnist.json (and telemetry .csv.gz or .csv files) of one fashion-mnist invocation.
           They must agree on mode, data sizes, seed, epochs, batch size, learning rate and recipe, and on the shifts
           their probes picked; each configuration may appear once, and at most one may hold a step timing.
-          Writes fashion-mnist.json, fashion-mnist.md, the plots and the telemetry CSVs into DIR.
+          Writes fashion-mnist.json, fashion-mnist.md, the plots and the kept telemetry (.csv.gz, see TelemetrySampling) into DIR.
         """;
 
     public static int Run(string[] args)
@@ -49,13 +48,12 @@ internal static class ResultsMerge
         try
         {
             var command = "dotnet run -c Release --project test/Microsoft.ML.SDfp.Benchmarks -- fashion-mnist-merge " + string.Join(' ', args);
-            var (report, telemetry, csvs) = Merge(inputs, command);
+            var (report, telemetry) = Merge(inputs, command);
             Directory.CreateDirectory(output);
-            foreach (var (name, source) in csvs)
+            foreach (var run in report.Runs)
             {
-                var target = Path.Combine(output, name);
-                if (!string.Equals(Path.GetFullPath(source), Path.GetFullPath(target), StringComparison.Ordinal))
-                    AtomicFile.WriteAllBytes(target, File.ReadAllBytes(source));
+                if (run.TelemetryCsv is { } name)
+                    QuantizationTelemetry.WriteCsv(Path.Combine(output, name), telemetry[run.Config]);
             }
             ResultsReport.Write(output, report, telemetry);
             Console.WriteLine($"merged {report.Runs.Count} runs from {inputs.Count} folders into {Path.Combine(output, "fashion-mnist.json")} and fashion-mnist.md" +
@@ -69,7 +67,11 @@ internal static class ResultsMerge
         }
     }
 
-    internal static (ExperimentReport Report, Dictionary<string, IReadOnlyList<TensorStatistics>> Telemetry, List<(string Name, string Source)> Csvs) Merge(
+    /// <summary>
+    /// The merged report and the kept telemetry of each run (<see cref="TelemetrySampling"/>), whose runs name the
+    /// <c>.csv.gz</c> file it is to be written to (inputs from before telemetry was compressed name a <c>.csv</c>).
+    /// </summary>
+    internal static (ExperimentReport Report, Dictionary<string, IReadOnlyList<TensorStatistics>> Telemetry) Merge(
         IReadOnlyList<string> inputs, string command)
     {
         var parts = inputs.Select(folder => (Folder: folder, Report: Read(folder))).ToList();
@@ -111,19 +113,21 @@ internal static class ResultsMerge
 
         var runs = new List<RunRecord>();
         var telemetry = new Dictionary<string, IReadOnlyList<TensorStatistics>>();
-        var csvs = new List<(string, string)>();
+        var totalSteps = TelemetrySampling.TotalSteps(first.Report.TrainSize, first.Report.BatchSize, first.Report.Epochs);
         foreach (var (folder, report) in parts)
         {
             foreach (var run in report.Runs)
             {
                 if (runs.Any(r => r.Config == run.Config))
                     throw new InvalidDataException($"Configuration '{run.Config}' appears in more than one folder (again in '{folder}').");
-                runs.Add(run);
                 if (run.TelemetryCsv is { } csv)
                 {
-                    var path = Path.Combine(folder, csv);
-                    telemetry[run.Config] = QuantizationTelemetry.ReadCsv(path);
-                    csvs.Add((csv, path));
+                    telemetry[run.Config] = TelemetrySampling.Keep(QuantizationTelemetry.ReadCsv(Path.Combine(folder, csv)), totalSteps);
+                    runs.Add(csv.EndsWith(".gz", StringComparison.OrdinalIgnoreCase) ? run : run with { TelemetryCsv = csv + ".gz" });
+                }
+                else
+                {
+                    runs.Add(run);
                 }
             }
         }
@@ -155,7 +159,7 @@ internal static class ResultsMerge
             Sources = parts.Select(p => new SourceRun(p.Report.Command, p.Report.Commit, p.Report.Threads, p.Report.Runs.Select(r => r.Config).ToList(),
                 p.Report.StepTiming is not null, p.Report.StartedUtc, p.Report.FinishedUtc)).ToList(),
         };
-        return (merged, telemetry, csvs);
+        return (merged, telemetry);
     }
 
     private static ExperimentReport Read(string folder)

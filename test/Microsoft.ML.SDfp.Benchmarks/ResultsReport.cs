@@ -174,7 +174,9 @@ internal static class ResultsReport
                 md.AppendLine($"| {role} | ![{run} {role} exponent]({exponent}) | ![{run} {role} saturation]({saturation}) |");
             md.AppendLine();
         }
-        md.AppendLine("Per-step telemetry of every quantised run is in `fashion-mnist-telemetry-<config>.csv` (exponent and shift every step; saturation, flush-to-zero and SQNR on sampled steps).");
+        md.AppendLine("The telemetry the plots are drawn from is in `fashion-mnist-telemetry-<config>.csv.gz` (gzip-compressed CSV, read by `QuantizationTelemetry.ReadCsv`): " +
+                      "every record of the sampled steps (those with saturation, flush-to-zero and SQNR); of the other steps, per layer and role " +
+                      $"and per {TelemetrySampling.BucketSteps(TelemetrySampling.TotalSteps(r.TrainSize, r.BatchSize, r.Epochs))} steps, the records with the lowest and the highest exponent.");
         md.AppendLine();
         return md.ToString();
     }
