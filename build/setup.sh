@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Prepares a fresh Debian 12 machine for this repository: the Debian packages the project uses
-# (Fashion-MNIST data, fonts for the plots), then a NuGet restore. Safe to run again.
+# (Fashion-MNIST data, fonts for the plots, Open MPI for distributed training), then a NuGet restore. Safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 sudo_cmd=()
 if [ "$(id -u)" != 0 ]; then sudo_cmd=(sudo); fi
 
-wanted=(dataset-fashion-mnist fontconfig fonts-dejavu-core)
+wanted=(dataset-fashion-mnist fontconfig fonts-dejavu-core openmpi-bin libopenmpi-dev)
 missing=()
 for package in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
