@@ -95,17 +95,21 @@ public sealed class ImageClassifierTrainer
         var options = Options;
         cancellationToken.ThrowIfCancellationRequested();
 
-        var count = train.Count;
-        var batchSize = (int)Math.Min(options.BatchSize, count);
+        var parameters = _model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
+        var distributed = options.Distributed is null ? null
+            : DistributedTraining.Start(options, _model, _resNet, train, validation, parameters.Select(p => p.parameter).ToList());
+        // Distributed: every rank uses as many images of its shard as the smallest shard has, BatchSize / P at a time.
+        var count = distributed?.ShardCount ?? train.Count;
+        var batchSize = (int)Math.Min(options.BatchSize / (distributed?.Size ?? 1), count);
         // A trailing batch of one image is dropped: batch norm cannot normalise a single sample in train mode.
         var stepsPerEpoch = (int)(count / batchSize + (count % batchSize >= 2 ? 1 : 0));
         var scheduler = new LearningRateScheduler(options, stepsPerEpoch);
 
         torch.manual_seed(options.Seed);
-        using var generator = new Generator(unchecked((ulong)options.Seed));
+        // Each rank shuffles and augments its shard with its own stream; rank 0's is that of a single process.
+        using var generator = new Generator(unchecked((ulong)options.Seed + 1_000_003UL * (ulong)(distributed?.Rank ?? 0)));
         var augmentation = new BatchAugmentation(options.RandomCrop, options.CropPadding, options.HorizontalFlip, generator, options.CropPaddingValue);
 
-        var parameters = _model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
         using var optimizer = optim.SGD(parameters.Select(p => p.parameter), options.LearningRate,
             momentum: options.Momentum, dampening: 0, weight_decay: options.WeightDecay, nesterov: options.Nesterov);
 
@@ -157,7 +161,7 @@ public sealed class ImageClassifierTrainer
                     if (telemetry is not null)
                         telemetry.Step = globalStep;
 
-                    var outcome = RunStep(train, order, start, length, augmentation, optimizer, parameters, bufferBackup, replicas);
+                    var outcome = RunStep(train, order, start, length, augmentation, optimizer, parameters, bufferBackup, replicas, distributed);
                     QuantizedBackward.EndStep();
                     trainingClock.Stop();
                     stepsRun++;
@@ -193,14 +197,21 @@ public sealed class ImageClassifierTrainer
 
                 if (replicas is not null)
                     torch.set_num_threads(threads);
+                if (distributed is not null)
+                {
+                    distributed.AverageBuffers(_model);
+                    (lossSum, correct, seen) = distributed.SumEpoch(lossSum, correct, seen);
+                }
                 var trainImagesPerSecond = seen / Math.Max(epochTrainTime.TotalSeconds, 1e-9);
                 double? validationLoss = null, validationAccuracy = null;
-                if (validation is not null)
+                if (validation is not null && (distributed?.Rank ?? 0) == 0)
                 {
                     var (vLoss, vAccuracy) = EvaluateCore(_model, validation, options.EvaluationBatchSize, cancellationToken);
                     validationLoss = vLoss;
                     validationAccuracy = vAccuracy;
                 }
+                if (distributed is not null)
+                    (validationLoss, validationAccuracy) = distributed.ShareValidation(validationLoss, validationAccuracy);
 
                 var metrics = new EpochMetrics(epoch, seen > 0 ? lossSum / seen : double.NaN, seen > 0 ? (double)correct / seen : double.NaN,
                     validationLoss, validationAccuracy, learningRate, trainImagesPerSecond, total.Elapsed,
@@ -246,7 +257,19 @@ public sealed class ImageClassifierTrainer
                 best.Restore();
                 restored = true;
             }
-            return new TrainingResult(epochs, bestEpoch, stoppedEarly) { RestoredBestWeights = restored };
+            distributed?.CheckSameModel(_model);
+            return new TrainingResult(epochs, bestEpoch, stoppedEarly)
+            {
+                RestoredBestWeights = restored,
+                Distributed = distributed is null ? null
+                    : new DistributedTrainingResult(distributed.Rank, distributed.Size, distributed.BytesPerStep.Bytes, distributed.BytesPerStep.Fp32Bytes),
+            };
+        }
+        catch (Exception e) when (distributed is { Size: > 1 } && e is not (DistributedTrainingException or TrainingDivergedException))
+        {
+            // Only this rank failed; the others are inside a collective call waiting for it.
+            distributed.Abort(e);
+            throw;
         }
         finally
         {
@@ -344,7 +367,8 @@ public sealed class ImageClassifierTrainer
     }
 
     private StepOutcome RunStep(ImageDataset train, Tensor order, long start, long length, BatchAugmentation augmentation,
-        optim.Optimizer optimizer, IReadOnlyList<(string name, Parameter parameter)> parameters, WeightSnapshot? bufferBackup, DataParallelReplicas? replicas)
+        optim.Optimizer optimizer, IReadOnlyList<(string name, Parameter parameter)> parameters, WeightSnapshot? bufferBackup, DataParallelReplicas? replicas,
+        DistributedTraining? distributed)
     {
         using var scope = NewDisposeScope();
         var indices = order.narrow(0, start, length);
@@ -374,10 +398,11 @@ public sealed class ImageClassifierTrainer
 
         var failure = results.Select(r => r.Failure).FirstOrDefault(f => f is not null);
         if (failure is null)
-        {
             replicas?.ReduceGradients();
-            failure = CheckGradients(parameters);
-        }
+        // Every rank takes part in the exchange even after a local failure, which it sends as NaN: all ranks then see
+        // a non-finite gradient and skip (or stop) together.
+        distributed?.ExchangeGradients(localFailure: failure is not null);
+        failure ??= CheckGradients(parameters);
         if (failure is not null)
         {
             // Leave no trace of the bad batch: no update, and batch-norm statistics as they were.

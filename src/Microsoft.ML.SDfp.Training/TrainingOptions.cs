@@ -92,6 +92,23 @@ public sealed record TrainingOptions
     /// </remarks>
     public int Replicas { get; init; } = 1;
 
+    /// <summary>
+    /// Data-parallel training across the processes of an Open MPI job (<c>mpirun -np P</c>), or null for one process.
+    /// Default null.
+    /// </summary>
+    /// <remarks>
+    /// Each rank passes its own shard of the training set to <see cref="ImageClassifierTrainer.Fit"/> (rank r the rows
+    /// i with i mod P = r; <see cref="Data.ImageDataset.Shard"/>). <see cref="BatchSize"/> is the global batch: each rank
+    /// takes BatchSize / P images per step. Rank 0's initial weights are copied to every rank, gradients are summed over
+    /// the ranks every step (<see cref="DistributedTrainingOptions.GradientExchange"/>), batch-norm running statistics
+    /// are averaged every epoch, and validation runs on rank 0 and is shared, so every rank returns the same model.
+    /// Batch norm normalises each rank's images with that rank's own batch statistics (as PyTorch's
+    /// DistributedDataParallel does without SyncBatchNorm). Ranks that disagree about options or data are refused at
+    /// start-up (<see cref="DistributedTrainingException"/>); a rank that fails later ends the whole job with
+    /// <c>MPI_Abort</c>, because the others would otherwise wait for it forever.
+    /// </remarks>
+    public DistributedTrainingOptions? Distributed { get; init; } = null;
+
     /// <summary>Batch size for the per-epoch validation pass (no gradients, so it can be larger). Default 256.</summary>
     public int EvaluationBatchSize { get; init; } = 256;
 
@@ -115,6 +132,7 @@ public sealed record TrainingOptions
         Require(Enum.IsDefined(EarlyStoppingMetric), nameof(EarlyStoppingMetric), EarlyStoppingMetric, "is not an EarlyStoppingMetric value");
         Require(Enum.IsDefined(NonFinitePolicy), nameof(NonFinitePolicy), NonFinitePolicy, "is not a NonFiniteLossPolicy value");
         Require(Replicas >= 1 && Replicas <= 64, nameof(Replicas), Replicas, "must be in 1..64");
+        Distributed?.Validate();
         Require(EvaluationBatchSize >= 1, nameof(EvaluationBatchSize), EvaluationBatchSize, "must be at least 1");
     }
 

@@ -11,4 +11,7 @@ public sealed record TrainingResult(IReadOnlyList<EpochMetrics> Epochs, int Best
 {
     /// <summary>True when the model's weights were put back to <see cref="BestEpoch"/>'s at the end of training.</summary>
     public bool RestoredBestWeights { get; init; }
+
+    /// <summary>This rank and the gradient traffic, for distributed training (<see cref="TrainingOptions.Distributed"/>); null otherwise.</summary>
+    public DistributedTrainingResult? Distributed { get; init; }
 }

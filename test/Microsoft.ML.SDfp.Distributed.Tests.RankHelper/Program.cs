@@ -1,52 +1,18 @@
 using System.Globalization;
-using Microsoft.ML.SDfp.Distributed.Exchange;
-using Microsoft.ML.SDfp.Distributed.Mpi;
+using Microsoft.ML.SDfp.Distributed.Tests.RankHelper;
 
 // Every line printed starts with "rank R: " so the tests can tell the ranks apart in mpirun's merged output.
 var mode = args.Length > 0 ? args[0] : "";
-var world = MpiCommunicator.World;
-void Say(string text) => Console.WriteLine($"rank {world.Rank}: {text}");
-
-switch (mode)
+return mode switch
 {
-    case "binding":
-        Say($"size {world.Size}");
-        Say($"sum {world.AllReduce(world.Rank + 1, MpiOperation.Sum)}");
-        Say($"max {world.AllReduce((float)world.Rank - 0.5f, MpiOperation.Max).ToString(CultureInfo.InvariantCulture)}");
-        Say($"min {world.AllReduce((long)world.Rank + 10, MpiOperation.Min)}");
-        Say($"gather {string.Join(",", world.AllGather<int>([world.Rank * 7]))}");
-        Span<double> broadcast = [world.Rank == 0 ? 3.25 : -1];
-        world.Broadcast(broadcast, root: 0);
-        Say($"bcast {broadcast[0].ToString(CultureInfo.InvariantCulture)}");
-        try
-        {
-            world.Broadcast<int>(new int[1], root: world.Size);
-            Say("invalid root: no error");
-        }
-        catch (MpiException e)
-        {
-            Say($"invalid root: {e.Call} {e.ErrorCode} {e.Message}");
-        }
-        world.Barrier();
-        Say("done");
-        break;
+    "binding" => BindingChecks.Run(),
+    "exchange" => BindingChecks.Exchange(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), args.Length > 3 && args[3] == "nan"),
+    "train" => TinyTraining.Run(args.Skip(1).ToArray()),
+    _ => Usage(),
+};
 
-    case "exchange":
-        // Segment 0 differs by rank, segment 1 is zero everywhere, segment 2 holds a NaN on the last rank only when asked.
-        var format = Enum.Parse<GradientExchangeFormat>(args[1]);
-        var bits = int.Parse(args[2], CultureInfo.InvariantCulture);
-        var withNaN = args.Length > 3 && args[3] == "nan";
-        var values = new float[] { 0.5f * (world.Rank + 1), -0.013f * (world.Rank + 1), 0.0071f, 0, 0, 1e-3f, 2e-3f };
-        if (withNaN && world.Rank == world.Size - 1)
-            values[6] = float.NaN;
-        var exchange = new GradientExchange(world, format, [3, 2, 2], bits);
-        exchange.SumInPlace(values);
-        Say($"sumbits {exchange.SumBits} bytes {exchange.BytesPerStep} fp32bytes {exchange.Fp32BytesPerStep}");
-        Say($"values {string.Join(",", values.Select(v => BitConverter.SingleToInt32Bits(v).ToString("x8", CultureInfo.InvariantCulture)))}");
-        break;
-
-    default:
-        Console.Error.WriteLine($"unknown mode '{mode}'; expected binding or exchange");
-        return 2;
+static int Usage()
+{
+    Console.Error.WriteLine("usage: binding | exchange Fp32|SDfp BITS [nan] | train key=value...");
+    return 2;
 }
-return 0;

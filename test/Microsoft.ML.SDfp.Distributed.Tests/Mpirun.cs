@@ -5,7 +5,7 @@ using System.Text;
 namespace Microsoft.ML.SDfp.Distributed.Tests;
 
 /// <summary>Starts the rank helper under Open MPI's mpirun and collects what each rank printed.</summary>
-internal static class Mpirun
+public static class Mpirun
 {
     public static string HelperPath
     {

@@ -106,6 +106,22 @@ public sealed class ImageDataset : IDisposable
             validateLabels: false);
     }
 
+    /// <summary>
+    /// Rank <paramref name="rank"/>'s shard for distributed training over <paramref name="ranks"/> processes: the samples i
+    /// with i mod ranks = rank, copied into a new dataset. Shards differ in size by at most one sample.
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException">rank is not in 0..ranks-1.</exception>
+    public ImageDataset Shard(int rank, int ranks)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        ArgumentOutOfRangeException.ThrowIfLessThan(ranks, 1);
+        if (rank < 0 || rank >= ranks)
+            throw new ArgumentOutOfRangeException(nameof(rank), rank, $"rank must lie in 0..{ranks - 1}.");
+        using var scope = NewDisposeScope();
+        var indices = arange(rank, Count, ranks, dtype: ScalarType.Int64);
+        return new ImageDataset(Images.index_select(0, indices), Labels.index_select(0, indices), ClassCount, ClassNames, validateLabels: false);
+    }
+
     /// <summary>Frees the image and label tensors.</summary>
     public void Dispose()
     {

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.RegularExpressions;
+
+namespace Microsoft.ML.SDfp.Distributed.Tests;
+
+/// <summary>kill -9 of one rank in the middle of training.</summary>
+public sealed class KillTests : IDisposable
+{
+    /// <summary>The bound the README states; mpirun itself reacts in about a second.</summary>
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+
+    private readonly string _folder = Directory.CreateTempSubdirectory("sdfp-mpi-kill-").FullName;
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    /// <summary>Polls until the process no longer runs (absent, or a zombie waiting to be reaped) or the bound has passed.</summary>
+    private static bool Gone(int pid, Stopwatch clock, TimeSpan bound)
+    {
+        while (true)
+        {
+            var stat = $"/proc/{pid}/stat";
+            string? text = null;
+            try { text = File.ReadAllText(stat); } catch (IOException) { }
+            if (text is null || text[(text.LastIndexOf(')') + 2)..].StartsWith('Z'))
+                return true;
+            if (clock.Elapsed > bound)
+                return false;
+            Thread.Sleep(100);
+        }
+    }
+
+    [Fact]
+    public void Killing_one_rank_ends_the_other_with_an_error_within_the_bound_and_leaves_no_model_file()
+    {
+        using var mpirun = new Process { StartInfo = Mpirun.StartInfo(2, ["train", "epochs=100000", "images=64", $"out={_folder}"]) };
+        var output = new StringBuilder();
+        var pids = new Dictionary<int, int>();
+        var bothStepping = new ManualResetEventSlim();
+        void Collect(string? line)
+        {
+            if (line is null)
+                return;
+            lock (output)
+            {
+                output.AppendLine(line);
+                var match = Regex.Match(line, @"rank (\d): pid (\d+) stepping");
+                if (match.Success)
+                    pids[int.Parse(match.Groups[1].Value)] = int.Parse(match.Groups[2].Value);
+                if (pids.Count == 2)
+                    bothStepping.Set();
+            }
+        }
+        mpirun.OutputDataReceived += (_, e) => Collect(e.Data);
+        mpirun.ErrorDataReceived += (_, e) => Collect(e.Data);
+        mpirun.Start();
+        mpirun.BeginOutputReadLine();
+        mpirun.BeginErrorReadLine();
+        try
+        {
+            Assert.True(bothStepping.Wait(TimeSpan.FromSeconds(90)), $"the ranks did not start training:\n{output}");
+            Process.GetProcessById(pids[1]).Kill(); // SIGKILL on Linux
+            var clock = Stopwatch.StartNew();
+            Assert.True(mpirun.WaitForExit(Bound), $"rank 0 was still running {Bound.TotalSeconds} s after rank 1 was killed:\n{output}");
+            mpirun.WaitForExit();
+            Assert.NotEqual(0, mpirun.ExitCode);
+            lock (output)
+                Assert.Contains("signal 9", output.ToString(), StringComparison.Ordinal); // mpirun names the killed rank and the signal
+            Assert.True(Gone(pids[0], clock, Bound), $"rank 0 (pid {pids[0]}) outlived mpirun:\n{output}");
+            Assert.Empty(Directory.EnumerateFileSystemEntries(_folder));
+        }
+        finally
+        {
+            if (!mpirun.HasExited)
+                mpirun.Kill(entireProcessTree: true);
+        }
+    }
+}
