@@ -48,11 +48,25 @@ internal sealed class DistributedTraining
     /// Joins the MPI job, refuses to start (on every rank, naming the difference) when the ranks disagree, and copies
     /// rank 0's weights and buffers into every rank's model.
     /// </summary>
+    /// <param name="options">The training options; they must be equal on every rank.</param>
+    /// <param name="model">The model to train; rank 0's weights and buffers overwrite the others'.</param>
+    /// <param name="resNet">The same model as a ResNet, whose options are compared too, or null.</param>
+    /// <param name="train">This rank's shard.</param>
+    /// <param name="validation">The validation set, used on rank 0 only; present on every rank or on none.</param>
+    /// <param name="parameters">The trained parameters, in the order their gradients are exchanged.</param>
+    /// <param name="localError">
+    /// This rank's own start-up check of its data, if it failed: it is compared like any setting, so that one rank's bad
+    /// data stops every rank instead of leaving the others waiting.
+    /// </param>
     public static DistributedTraining Start(TrainingOptions options, nn.Module<Tensor, Tensor> model, ResNetModel? resNet,
-        ImageDataset train, ImageDataset? validation, IReadOnlyList<Parameter> parameters)
+        ImageDataset train, ImageDataset? validation, IReadOnlyList<Parameter> parameters, Exception? localError)
     {
         var world = MpiCommunicator.World;
-        RefuseDisagreement(world, Describe(options, resNet, train, validation));
+        var description = Describe(options, resNet, train, validation);
+        description.Insert(0, $"data check = {(localError is null ? "passed" : "failed: " + localError.Message.ReplaceLineEndings(" "))}");
+        RefuseDisagreement(world, description);
+        if (localError is not null)
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(localError).Throw(); // the same on every rank
 
         var shards = world.AllGather<long>([train.Count]);
         if (shards.Max() - shards.Min() > 1)

@@ -88,16 +88,24 @@ public sealed class ImageClassifierTrainer
     public TrainingResult Fit(ImageDataset train, ImageDataset? validation = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(train);
-        CheckData(train, validation);
         // Process-wide and idempotent: without it glibc returns each step's large freed tensors to the kernel, and
         // the next step faults them back in page by page (see the class remarks).
         NativeMemoryTuning.RetainFreedMemory();
         var options = Options;
+        Exception? dataError = null;
+        try
+        {
+            CheckData(train, validation);
+        }
+        catch (ArgumentException e) when (options.Distributed is not null)
+        {
+            dataError = e; // reported through the start-up agreement, so that the other ranks stop too
+        }
         cancellationToken.ThrowIfCancellationRequested();
 
         var parameters = _model.named_parameters().Where(p => p.parameter.requires_grad).ToList();
         var distributed = options.Distributed is null ? null
-            : DistributedTraining.Start(options, _model, _resNet, train, validation, parameters.Select(p => p.parameter).ToList());
+            : DistributedTraining.Start(options, _model, _resNet, train, validation, parameters.Select(p => p.parameter).ToList(), dataError);
         // Distributed: every rank uses as many images of its shard as the smallest shard has, BatchSize / P at a time.
         var count = distributed?.ShardCount ?? train.Count;
         var batchSize = (int)Math.Min(options.BatchSize / (distributed?.Size ?? 1), count);

@@ -7,11 +7,12 @@ return args.FirstOrDefault() switch
     "step" => StepBenchmark.Run(args[1..]),
     "fashion-mnist" => FashionMnistExperiment.Run(args[1..]),
     "fashion-mnist-merge" => ResultsMerge.Run(args[1..]),
+    "scaling" => ScalingModel.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Microsoft.ML.SDfp.Benchmarks layer [--help] | step [--help] | fashion-mnist [--help] | fashion-mnist-merge [--help]");
+    Console.Error.WriteLine("usage: Microsoft.ML.SDfp.Benchmarks layer [--help] | step [--help] | fashion-mnist [--help] | fashion-mnist-merge [--help] | scaling [--threads N] [--rounds N] [--large-batch N]");
     return 2;
 }

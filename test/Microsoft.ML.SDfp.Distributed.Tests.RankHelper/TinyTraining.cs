@@ -14,7 +14,7 @@ namespace Microsoft.ML.SDfp.Distributed.Tests.RankHelper;
 /// Trains a ResNet-20 (S-DFP8 body, nearest rounding) on 8×8 synthetic images of 4 classes, distributed when started by
 /// mpirun and in one process otherwise. Settings come as key=value: exchange, bits, epochs, batch, seed, images,
 /// model (sdfp8 or fp32), duplicate (every image twice, so that both ranks' shards are the same images), disagree (rank 1 changes an option
-/// or the data: lr, shape, shard), out (folder for rank 0's weights).
+/// or the data: lr, shape, shard, classes), out (folder for rank 0's weights).
 /// </summary>
 internal static class TinyTraining
 {
@@ -32,7 +32,7 @@ internal static class TinyTraining
         var disagree = rank == 1 ? Get("disagree", "") : "";
 
         var size = disagree == "shape" ? 10 : 8;
-        using var all = Data(Int("images", 32), size, Get("duplicate", "0") == "1");
+        using var all = Data(Int("images", 32), size, Get("duplicate", "0") == "1", classes: disagree == "classes" ? 5 : 4);
         using var shard = distributed ? all.Shard(rank, ranks) : all.Slice(0, all.Count);
         using var train = disagree == "shard" ? shard.Slice(0, 4) : shard.Slice(0, shard.Count);
 
@@ -87,7 +87,7 @@ internal static class TinyTraining
     }
 
     /// <summary>Images = class pattern + noise, from a fixed generator; with duplicate, images 2k and 2k+1 are equal.</summary>
-    private static ImageDataset Data(int count, int size, bool duplicate)
+    private static ImageDataset Data(int count, int size, bool duplicate, int classes)
     {
         using var scope = NewDisposeScope();
         using var generator = new Generator(1234);
@@ -100,7 +100,7 @@ internal static class TinyTraining
             images = images.repeat_interleave(2, dim: 0);
             labels = labels.repeat_interleave(2, dim: 0);
         }
-        return new ImageDataset(images, labels, 4);
+        return new ImageDataset(images, labels, classes);
     }
 
     private static ulong Hash(nn.Module model)
