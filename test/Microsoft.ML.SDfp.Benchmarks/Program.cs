@@ -8,11 +8,12 @@ return args.FirstOrDefault() switch
     "fashion-mnist" => FashionMnistExperiment.Run(args[1..]),
     "fashion-mnist-merge" => ResultsMerge.Run(args[1..]),
     "scaling" => ScalingModel.Run(args[1..]),
+    "data-parallel" => DataParallelBenchmark.Run(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: Microsoft.ML.SDfp.Benchmarks layer [--help] | step [--help] | fashion-mnist [--help] | fashion-mnist-merge [--help] | scaling [--threads N] [--rounds N] [--large-batch N]");
+    Console.Error.WriteLine("usage: Microsoft.ML.SDfp.Benchmarks layer [--help] | step [--help] | fashion-mnist [--help] | fashion-mnist-merge [--help] | scaling [--threads N] [--rounds N] [--large-batch N] [--step-ms A,B,C] | data-parallel [--threads N] [--replicas N] [--exchange Fp32|SDfp] [--train-limit N] [--test-limit N] [--epochs N] [--seed N]");
     return 2;
 }

@@ -7,7 +7,7 @@ public sealed class RefusalTests
     [InlineData("lr", "TrainingOptions.LearningRate is 0.1 on rank 0 but 0.05 on rank 1.")]
     [InlineData("shape", "training image shape is [1, 8, 8] on rank 0 but [1, 10, 10] on rank 1.")]
     [InlineData("classes", "data check is passed on rank 0 but failed: The training set has 5 classes but the model predicts 4 (ResNetOptions.NumClasses). (Parameter 'train') on rank 1.")]
-    [InlineData("shard", "The ranks' training shards differ by more than one image (rank 0: 16, rank 1: 4)")]
+    [InlineData("shard", "The ranks' training shards differ by more than 1 % (rank 0: 16, rank 1: 4 images)")]
     public void A_rank_that_disagrees_is_refused_at_start_up_naming_the_difference(string disagreement, string expected)
     {
         var run = Mpirun.Run(2, TimeSpan.FromSeconds(90), "train", $"disagree={disagreement}");
