@@ -2,10 +2,10 @@ using System.Globalization;
 using System.Reflection;
 using System.Runtime.InteropServices;
 using System.Text;
-using Microsoft.ML.SDfp.Data;
+using Microsoft.ML.SDfp.Training.Data;
 using Microsoft.ML.SDfp.Distributed.Exchange;
 using Microsoft.ML.SDfp.Distributed.Mpi;
-using Microsoft.ML.SDfp.Models;
+using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using Microsoft.ML.SDfp.Models;
+using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 using static TorchSharp.torch;
 

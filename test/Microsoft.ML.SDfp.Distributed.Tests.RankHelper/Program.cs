@@ -8,11 +8,12 @@ return mode switch
     "binding" => BindingChecks.Run(),
     "exchange" => BindingChecks.Exchange(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), args.Length > 3 && args[3] == "nan"),
     "train" => TinyTraining.Run(args.Skip(1).ToArray()),
+    "stage" => StageTraining.Run(args.Skip(1).ToArray()),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: binding | exchange Fp32|SDfp BITS [nan] | train key=value...");
+    Console.Error.WriteLine("usage: binding | exchange Fp32|SDfp BITS [nan] | train key=value... | stage key=value...");
     return 2;
 }

@@ -1,9 +1,9 @@
 using System.Globalization;
-using Microsoft.ML.SDfp.Data;
+using Microsoft.ML.SDfp.Training.Data;
 using Microsoft.ML.SDfp.Distributed.Exchange;
 using Microsoft.ML.SDfp.Distributed.Mpi;
-using Microsoft.ML.SDfp.Models;
-using Microsoft.ML.SDfp.Numerics;
+using Microsoft.ML.SDfp.Training.Models;
+using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Training;
 using TorchSharp;
 using static TorchSharp.torch;

@@ -173,6 +173,16 @@ public sealed partial class SDfpImageClassificationTrainer
         /// </summary>
         public int Replicas { get; set; } = 1;
 
+        /// <summary>
+        /// Data-parallel training across the processes of an Open MPI job (<c>mpirun -np P</c>), or null for one process.
+        /// Each rank decodes only its rows (i mod P = rank) of the training data; <see cref="BatchSize"/> is the global
+        /// batch. Rank 0's channel statistics, initial weights and calibration images are used by every rank, gradients
+        /// are summed over the ranks every step (FP32 or S-DFP, <see cref="DistributedTrainingOptions.GradientExchange"/>),
+        /// validation runs on rank 0, and only rank 0 logs. Every rank returns the same model; save it on rank 0. Every
+        /// rank must run with the same options and data, or training is refused at start-up. Default null.
+        /// </summary>
+        public DistributedTrainingOptions? Distributed { get; set; }
+
         /// <summary>Rows per forward pass when scoring an IDataView. Default 64.</summary>
         public int ScoringBatchSize { get; set; } = 64;
 
@@ -239,6 +249,7 @@ public sealed partial class SDfpImageClassificationTrainer
             EarlyStoppingMetric = EarlyStoppingMetric,
             Seed = seed,
             Replicas = Replicas,
+            Distributed = Distributed,
         };
 
         private static void Require(bool ok, string name, object? value, string rule)

@@ -96,7 +96,8 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
     {
         ArgumentNullException.ThrowIfNull(input);
         TorchSharpRuntime.EnsureLoaded();
-        using IChannel ch = _host.Start("Training");
+        var stage = DistributedStage.For(_options.Distributed);
+        using IChannel ch = DistributedStage.StartChannel(stage, _host, "Training");
         var clock = Stopwatch.StartNew();
 
         DataViewSchema.Column labelColumn = CheckLabel(input.Schema, _options.LabelColumnName, "training data");
@@ -113,7 +114,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         string? pathColumn = ImageColumn.ResolvePathColumnName(input.Schema, _options.ImagePathColumnName);
         int width = _options.ImageWidth, height = _options.ImageHeight;
 
-        DecodedImages train = Decode(input, "training data", kind, vectorShape, width, height, pathColumn, classes);
+        DecodedImages train = Decode(input, "training data", kind, vectorShape, width, height, pathColumn, classes, stage);
         if (train.Count == 0)
         {
             throw new InvalidOperationException(train.SkippedMissingLabels > 0
@@ -126,18 +127,21 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
             ch.Warning($"Skipped {train.SkippedMissingLabels} training rows with a missing label in column '{labelColumn.Name}'.");
         }
 
-        int channels = _options.ImageChannels ?? (train.AllGrey ? 1 : 3);
+        int channels = _options.ImageChannels ?? (stage is null ? (train.AllGrey ? 1 : 3) : stage.AgreeChannels(train.AllGrey ? 1 : 3));
         var inputShape = new ImageInputShape(channels, height, width);
         long seed = _options.Seed ?? ((_host as IHostEnvironmentInternal)?.Seed ?? 1);
 
         DecodedImages? validation = null;
         if (_options.ValidationSet is { } validationSet)
         {
-            validation = Decode(validationSet, "validation set", kind, vectorShape, width, height, pathColumn, classes);
+            validation = Decode(validationSet, "validation set", kind, vectorShape, width, height, pathColumn, classes, shard: null);
         }
 
         float[] trainPixels = train.ToChannels(channels);
         (float[] mean, float[] std) = ChannelStatistics(trainPixels, inputShape);
+        // Distributed: rank 0's shard, a 1/P sample of the rows, sets the normalisation of every rank's network.
+        stage?.FromRankZero(mean);
+        stage?.FromRankZero(std);
         var network = new SDfpNetwork(CreateModel(inputShape, classes, seed), inputShape, mean, std);
         NormalizeAll(network, trainPixels, train.Count);
         float[]? validationPixels = validation?.ToChannels(channels);
@@ -156,7 +160,8 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
             {
                 Train(ch, network, trainSet, validationSetData, seed);
                 using var scope = torch.NewDisposeScope();
-                network.Freeze(calibrationImages: CalibrationSample(trainSet, seed), calibrationBatchSize: Math.Max(2, _options.BatchSize),
+                torch.Tensor calibration = CalibrationSample(trainSet, seed);
+                network.Freeze(calibrationImages: stage is null ? calibration : stage.FromRankZero(calibration), calibrationBatchSize: Math.Max(2, _options.BatchSize),
                     keepMasterWeights: _options.KeepMasterWeights);
             }
             finally
@@ -353,7 +358,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
     }
 
     private DecodedImages Decode(IDataView data, string what, ImageColumnKind kind, ImageInputShape vectorShape, int width, int height,
-        string? pathColumn, int classes)
+        string? pathColumn, int classes, DistributedStage? shard)
     {
         var columns = new List<DataViewSchema.Column> { data.Schema[_options.LabelColumnName], data.Schema[_options.FeatureColumnName] };
         DataViewSchema.Column? path = pathColumn is null ? null : ImageColumn.FindPath(data.Schema, pathColumn);
@@ -373,6 +378,11 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
             if ((cursor.Position & 63) == 0 && IsCanceled())
             {
                 throw new OperationCanceledException($"{CancelMessage} while decoding the {what}.");
+            }
+
+            if (shard is not null && !shard.Owns(cursor.Position))
+            {
+                continue; // another rank's row: not even read
             }
 
             labelGetter(ref key);
