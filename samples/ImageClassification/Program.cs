@@ -2,12 +2,17 @@ using System.Diagnostics;
 using ImageClassification;
 using Microsoft.ML;
 using Microsoft.ML.Data;
+using Microsoft.ML.SDfp.Distributed.Exchange;
+using Microsoft.ML.SDfp.Distributed.Mpi;
 using Microsoft.ML.SDfp.Numerics.Quantization;
 using Microsoft.ML.SDfp.Runtime;
 using Microsoft.ML.SDfp.Trainers;
+using Microsoft.ML.SDfp.Training;
 
 // Model Builder-style image classification with an S-DFP8 ResNet-20:
-//   dotnet run --project samples/ImageClassification -c Release -- [--data DIR] [--epochs N] [--train-limit N] [--format SDfp|Dfp|AutoShift|Fp32] [--model model.zip] [--augmentation] [--lr 0.1] [--batch-size 128] [--replicas 2]
+//   dotnet run --project samples/ImageClassification -c Release -- [--data DIR] [--epochs N] [--train-limit N] [--format SDfp|Dfp|AutoShift|Fp32] [--model model.zip] [--augmentation] [--lr 0.1] [--batch-size 128] [--replicas 2] [--exchange Fp32|SDfp]
+// Distributed (each rank trains on its rows; rank 0 logs, evaluates and saves; see the README):
+//   mpirun -np 2 -x OMP_NUM_THREADS=1 -x OMP_WAIT_POLICY=PASSIVE dotnet samples/ImageClassification/bin/Release/net10.0/ImageClassification.dll
 // TorchSharp's native library needs a one-time fix-up on some Linux distributions before the first torch call.
 TorchSharpRuntime.EnsureLoaded();
 // A training app may keep its peak heap: glibc otherwise returns the large freed tensor buffers to the kernel and
@@ -15,12 +20,27 @@ TorchSharpRuntime.EnsureLoaded();
 NativeMemoryTuning.RetainFreedMemory();
 var settings = Settings.Parse(args);
 var clock = Stopwatch.StartNew();
+// Started by mpirun: this process is one rank of a data-parallel job, and only rank 0 writes anything.
+MpiCommunicator? mpi = MpiCommunicator.IsLaunchedByMpirun ? MpiCommunicator.World : null;
+bool lead = mpi is null || mpi.Rank == 0;
+void Say(string text)
+{
+    if (lead)
+    {
+        Console.WriteLine(text);
+    }
+}
 
 string trainFolder = Path.Combine(settings.DataDirectory, "train");
 string testFolder = Path.Combine(settings.DataDirectory, "test");
-Console.WriteLine($"Exporting Fashion-MNIST to {settings.DataDirectory} (skipped when present)...");
-FashionMnistExporter.ExportIfMissing(trainFolder, train: true, settings.TrainLimit);
-FashionMnistExporter.ExportIfMissing(testFolder, train: false, limit: null);
+Say($"Exporting Fashion-MNIST to {settings.DataDirectory} (skipped when present)...");
+if (lead)
+{
+    FashionMnistExporter.ExportIfMissing(trainFolder, train: true, settings.TrainLimit);
+    FashionMnistExporter.ExportIfMissing(testFolder, train: false, limit: null);
+}
+
+mpi?.Barrier(); // the other ranks read the folders rank 0 exported
 
 var ml = new MLContext(seed: 1);
 ml.Log += (_, e) =>
@@ -28,7 +48,7 @@ ml.Log += (_, e) =>
     // Progress lines and per-epoch metrics from the trainer's channel.
     if (e.Source.StartsWith("SDfpImageClassificationTrainer", StringComparison.Ordinal) && e.Kind == Microsoft.ML.Runtime.ChannelMessageKind.Info)
     {
-        Console.WriteLine($"[{clock.Elapsed:mm\\:ss}] {e.RawMessage}");
+        Say($"[{clock.Elapsed:mm\\:ss}] {e.RawMessage}");
     }
 };
 
@@ -52,7 +72,9 @@ var options = new SDfpImageClassificationTrainer.Options
     HorizontalFlip = settings.Augment,
     // Two one-thread copies of the network on the two halves of each batch train faster on a 2-core machine than
     // one two-thread network (measured in the README).
-    Replicas = settings.Replicas,
+    // Under mpirun the ranks already use the cores; one network per rank unless --replicas says otherwise.
+    Replicas = mpi is null || args.Contains("--replicas") ? settings.Replicas : 1,
+    Distributed = mpi is null ? null : new DistributedTrainingOptions { GradientExchange = settings.Exchange },
 };
 
 var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
@@ -60,9 +82,13 @@ var pipeline = ml.Transforms.Conversion.MapValueToKey("Label")
     .Append(ml.MulticlassClassification.Trainers.SDfpImageClassification(options))
     .Append(ml.Transforms.Conversion.MapKeyToValue("PredictedLabel"));
 
-Console.WriteLine($"Training {options.Architecture} in {options.NumberFormat} for {options.Epochs} epochs...");
+Say($"Training {options.Architecture} in {options.NumberFormat} for {options.Epochs} epochs{(mpi is null ? "" : $" on {mpi.Size} ranks, {settings.Exchange} gradient exchange")}...");
 var model = pipeline.Fit(train);
 TimeSpan trainingTime = clock.Elapsed;
+if (!lead)
+{
+    return 0; // every rank holds the same model; rank 0 evaluates and saves it
+}
 
 // Evaluate needs the key-typed PredictedLabel, so score with the pipeline up to the trainer.
 IDataView scored = model.Take(3).Aggregate(test, (data, transformer) => transformer.Transform(data));
@@ -77,7 +103,7 @@ ml.Model.SaveAtomically(model, train.Schema, settings.ModelPath);
 Console.WriteLine($"Saved {settings.ModelPath} ({new FileInfo(settings.ModelPath).Length / 1024} KiB). Training took {trainingTime:mm\\:ss}, total {clock.Elapsed:mm\\:ss}.");
 return 0;
 
-internal sealed record Settings(string DataDirectory, int Epochs, int? TrainLimit, SDfpNumberFormat Format, string ModelPath, bool Augment = false, double LearningRate = 0.1, int BatchSize = 128, int Replicas = 2)
+internal sealed record Settings(string DataDirectory, int Epochs, int? TrainLimit, SDfpNumberFormat Format, string ModelPath, bool Augment = false, double LearningRate = 0.1, int BatchSize = 128, int Replicas = 2, GradientExchangeFormat Exchange = GradientExchangeFormat.Fp32)
 {
     public static Settings Parse(string[] args)
     {
@@ -95,8 +121,9 @@ internal sealed record Settings(string DataDirectory, int Epochs, int? TrainLimi
                 "--augmentation" => s with { Augment = true },
                 "--batch-size" => s with { BatchSize = int.Parse(Value(), System.Globalization.CultureInfo.InvariantCulture) },
                 "--replicas" => s with { Replicas = int.Parse(Value(), System.Globalization.CultureInfo.InvariantCulture) },
+                "--exchange" => s with { Exchange = Enum.Parse<GradientExchangeFormat>(Value(), ignoreCase: true) },
                 "--lr" => s with { LearningRate = double.Parse(Value(), System.Globalization.CultureInfo.InvariantCulture) },
-                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --data DIR, --epochs N, --train-limit N, --format SDfp|Dfp|AutoShift|Fp32, --model PATH, --augmentation, --lr X, --batch-size N, --replicas N."),
+                _ => throw new ArgumentException($"Unknown option '{args[i]}'. Options: --data DIR, --epochs N, --train-limit N, --format SDfp|Dfp|AutoShift|Fp32, --model PATH, --augmentation, --lr X, --batch-size N, --replicas N, --exchange Fp32|SDfp."),
             };
         }
 
