@@ -14,7 +14,7 @@ namespace Microsoft.ML.SDfp.Distributed.Tests.RankHelper;
 /// Trains a ResNet-20 (S-DFP8 body, nearest rounding) on 8×8 synthetic images of 4 classes, distributed when started by
 /// mpirun and in one process otherwise. Settings come as key=value: exchange, bits, epochs, batch, seed, images,
 /// model (sdfp8 or fp32), duplicate (every image twice, so that both ranks' shards are the same images), disagree (rank 1 changes an option
-/// or the data: lr, shape, shard, classes), out (folder for rank 0's weights).
+/// or the data: lr, shape, shard, classes), out (folder for rank 0's weights), failAt (rank 1 throws after that step).
 /// </summary>
 internal static class TinyTraining
 {
@@ -59,8 +59,11 @@ internal static class TinyTraining
         };
         var trainer = new ImageClassifierTrainer(model, options);
         var firstStep = true;
+        var failAt = rank == 1 ? Int("failAt", 0) : 0;
         trainer.StepCompleted += step =>
         {
+            if (step.GlobalStep + 1 == failAt)
+                throw new InvalidOperationException($"injected failure on rank 1 at step {failAt}");
             if (firstStep)
                 Say($"pid {Environment.ProcessId} stepping");
             firstStep = false;

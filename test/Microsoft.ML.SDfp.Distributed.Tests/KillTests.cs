@@ -14,6 +14,16 @@ public sealed class KillTests : IDisposable
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 
+    [Fact]
+    public void A_rank_that_throws_mid_training_aborts_the_job_instead_of_leaving_the_other_waiting()
+    {
+        var run = Mpirun.Run(2, TimeSpan.FromSeconds(90), "train", "epochs=100000", "images=64", "failAt=3", $"out={_folder}");
+        Assert.NotEqual(0, run.ExitCode);
+        Assert.Contains("rank 1 of 2: training failed, aborting the MPI job: System.InvalidOperationException: injected failure on rank 1 at step 3", run.Stderr + run.Stdout);
+        Assert.Contains("MPI_ABORT", run.Stderr + run.Stdout);
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_folder));
+    }
+
     /// <summary>Polls until the process no longer runs (absent, or a zombie waiting to be reaped) or the bound has passed.</summary>
     private static bool Gone(int pid, Stopwatch clock, TimeSpan bound)
     {
