@@ -79,6 +79,9 @@ internal static class TinyTraining
         catch (DistributedTrainingException e)
         {
             Say($"refused {e.Message}");
+            Console.Out.Flush();
+            // Every rank refused together; wait for all to have printed, because mpirun ends the job when the first exits.
+            MpiCommunicator.World.Barrier();
             return 3;
         }
         Say($"hash {Hash(model):x16}");

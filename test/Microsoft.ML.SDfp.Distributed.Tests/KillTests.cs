@@ -19,8 +19,9 @@ public sealed class KillTests : IDisposable
     {
         var run = Mpirun.Run(2, TimeSpan.FromSeconds(90), "train", "epochs=100000", "images=64", "failAt=3", $"out={_folder}");
         Assert.NotEqual(0, run.ExitCode);
-        Assert.Contains("rank 1 of 2: training failed, aborting the MPI job: System.InvalidOperationException: injected failure on rank 1 at step 3", run.Stderr + run.Stdout);
-        Assert.Contains("MPI_ABORT", run.Stderr + run.Stdout);
+        // mpirun's own report; the rank's message ("rank 1 of 2: training failed, aborting the MPI job: ...") is printed
+        // just before, but Open MPI does not promise to forward output of a job it is tearing down.
+        Assert.Contains("MPI_ABORT was invoked on rank 1", run.Stderr + run.Stdout);
         Assert.Empty(Directory.EnumerateFileSystemEntries(_folder));
     }
 
