@@ -2,6 +2,8 @@ using Microsoft.ML.SDfp.ImageInput;
 using Microsoft.ML.SDfp.Numerics.Formats;
 using Microsoft.ML.SDfp.Numerics.Layers;
 using Microsoft.ML.SDfp.Numerics.Quantization;
+using Microsoft.ML.SDfp.Onnx;
+using Microsoft.ML.SDfp.Persistence;
 using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -26,7 +28,7 @@ namespace Microsoft.ML.SDfp.Scoring;
 /// under a positive shift, which the network never saw in training. The static exponent is what the training-time
 /// evaluation used for a typical batch, and it makes scoring deterministic and independent of batching.</para>
 /// </remarks>
-internal sealed class SDfpNetwork : IDisposable
+internal sealed class SDfpNetwork : IImageScoringEngine
 {
     private readonly object _lock = new();
     private readonly List<Action> _hookRemovers = new();
@@ -53,6 +55,12 @@ internal sealed class SDfpNetwork : IDisposable
     public int ClassCount => Model.Options.NumClasses;
 
     public int EmbeddingSize => (int)Model.EmbeddingSize;
+
+    int IImageScoringEngine.Channels => InputShape.Channels;
+
+    int IImageScoringEngine.Height => InputShape.Height;
+
+    int IImageScoringEngine.Width => InputShape.Width;
 
     /// <summary>Quantised weights kept as integers for persistence, by parameter name ("layer1.0.conv1.weight").</summary>
     public IReadOnlyDictionary<string, DfpTensor> FrozenWeights => _frozen;
@@ -216,6 +224,51 @@ internal sealed class SDfpNetwork : IDisposable
 
             return (probabilities, embeddings);
         }
+    }
+
+    /// <inheritdoc/>
+    public (float[]? Probabilities, float[]? Embeddings) Score(float[] rgb, int count, bool wantProbabilities, bool wantEmbeddings)
+    {
+        int size = InputShape.Size;
+        int rgbSize = 3 * InputShape.Height * InputShape.Width;
+        var images = new float[count * size];
+        for (int i = 0; i < count; i++)
+        {
+            Span<float> image = images.AsSpan(i * size, size);
+            ImageFeatureReader.ToModelChannels(rgb.AsSpan(i * rgbSize, rgbSize), image, InputShape.Channels);
+            Normalize(image);
+        }
+
+        return Forward(images, count, wantProbabilities, wantEmbeddings);
+    }
+
+    /// <summary>
+    /// The network as the TorchSharp-free scoring package sees it: the stored tensors (quantised weights as their
+    /// integers), the static activation exponents and the normalisation; what the model file and the ONNX graph are
+    /// made from.
+    /// </summary>
+    public ScoringNetwork ToScoringNetwork()
+    {
+        var tensors = new List<StoredTensor>();
+        foreach (var (name, tensor) in Model.state_dict())
+        {
+            if (_frozen.TryGetValue(name, out DfpTensor? q))
+            {
+                tensors.Add(q.Format.Bits <= 8
+                    ? new StoredTensor(name, StoredTensorKind.Int8, q.Shape, q.Format.Bits, q.Exponent, int8: q.ToArray<sbyte>())
+                    : new StoredTensor(name, StoredTensorKind.Int16, q.Shape, q.Format.Bits, q.Exponent, int16: q.ToArray<short>()));
+                continue;
+            }
+
+            using var scope = torch.NewDisposeScope();
+            Tensor cpu = tensor.detach().cpu().contiguous();
+            tensors.Add(cpu.dtype == ScalarType.Int64
+                ? new StoredTensor(name, StoredTensorKind.Int64, cpu.shape, int64: cpu.data<long>().ToArray())
+                : new StoredTensor(name, StoredTensorKind.Float32, cpu.shape, float32: cpu.to_type(ScalarType.Float32).data<float>().ToArray()));
+        }
+
+        return new ScoringNetwork(Model.Options.Architecture.ToString(), InputShape.Channels, InputShape.Height, InputShape.Width, ClassCount,
+            Mean, Std, tensors, new Dictionary<string, int>(_activationExponents, StringComparer.Ordinal), TrainedPolicy.Layers.Activation?.Bits ?? 0);
     }
 
     /// <summary>Applies the stored per-channel normalisation in place to one image (CHW).</summary>

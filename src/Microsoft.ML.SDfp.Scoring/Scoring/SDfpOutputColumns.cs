@@ -14,7 +14,7 @@ internal static class SDfpOutputColumns
     /// columns. <paramref name="scored"/> gives the scored batch of the current row, <paramref name="row"/> the row's
     /// index in that batch.
     /// </summary>
-    public static ValueGetter<TValue> Getter<TValue>(SDfpImageClassificationTransformer transformer, DataViewSchema.Column column, int offset,
+    public static ValueGetter<TValue> Getter<TValue>(SDfpImageClassifier transformer, DataViewSchema.Column column, int offset,
         Func<SDfpBatchScorer> scored, Func<int> row)
     {
         var (score, predicted, embedding) = transformer.OutputOffsets;

@@ -1,24 +1,38 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.Model.OnnxConverter;
 using Microsoft.ML.SDfp.ImageInput;
 
 namespace Microsoft.ML.SDfp.Scoring;
 
 /// <summary>
-/// The IDataView that <see cref="SDfpImageClassificationTransformer.Transform"/> returns: the input's columns plus the
+/// The IDataView that <see cref="SDfpImageClassifier.Transform"/> returns: the input's columns plus the
 /// scores. Each cursor runs a second, lead cursor over the same input that reads ahead a batch of images and scores
 /// them in one forward pass; the main cursor serves the passthrough columns and picks the scores of its row.
+/// It is a data transform only so that <c>mlContext.Model.ConvertToOnnx</c>, which walks a pipeline's data
+/// transforms, finds the stage and exports it.
 /// </summary>
-internal sealed class SDfpScoredDataView : IDataView
+internal sealed class SDfpScoredDataView : ITransformCanSaveOnnx
 {
-    private readonly SDfpImageClassificationTransformer _transformer;
+    private readonly SDfpImageClassifier _transformer;
     private readonly IDataView _input;
 
-    public SDfpScoredDataView(SDfpImageClassificationTransformer transformer, IDataView input, DataViewSchema schema)
+    public SDfpScoredDataView(SDfpImageClassifier transformer, IDataView input, DataViewSchema schema)
     {
         _transformer = transformer;
         _input = input;
         Schema = schema;
     }
+
+    /// <summary>The input view (what ONNX export walks back to).</summary>
+    public IDataView Source => _input;
+
+    public bool CanSaveOnnx(OnnxContext ctx) => true;
+
+    public void SaveAsOnnx(OnnxContext ctx) => _transformer.SaveAsOnnx(ctx, _input.Schema);
+
+    // A scored view is not saved on its own: ML.NET saves the transformer (mlContext.Model.Save), which rebuilds it.
+    void ICanSaveModel.Save(ModelSaveContext ctx) =>
+        throw new NotSupportedException("Save the S-DFP transformer with mlContext.Model.Save; its scored IDataView is not saved on its own.");
 
     // The lead and main cursors must visit the same rows in the same order, so shuffling is not offered.
     public bool CanShuffle => false;

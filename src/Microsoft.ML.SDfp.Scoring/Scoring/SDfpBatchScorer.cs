@@ -8,19 +8,18 @@ namespace Microsoft.ML.SDfp.Scoring;
 /// </summary>
 internal sealed class SDfpBatchScorer
 {
-    private readonly SDfpNetwork _network;
+    private readonly IImageScoringEngine _engine;
     private readonly ImageFeatureReader _reader;
     private readonly bool _wantProbabilities;
     private readonly bool _wantEmbeddings;
-    private readonly float[] _rgb;
+    private readonly float[] _rgb; // one image's size; the batch is read straight into _images
     private float[] _images;
 
-    public SDfpBatchScorer(SDfpImageClassificationTransformer transformer, DataViewRow row, bool wantProbabilities, bool wantEmbeddings)
+    public SDfpBatchScorer(SDfpImageClassifier transformer, DataViewRow row, bool wantProbabilities, bool wantEmbeddings)
     {
-        _network = transformer.Network;
-        ImageInputShape shape = _network.InputShape;
+        _engine = transformer.Engine;
         _reader = new ImageFeatureReader(row, transformer.FeatureColumnName, transformer.Kind, transformer.VectorShape,
-            shape.Width, shape.Height, ImageColumn.FindPath(row.Schema, transformer.ImagePathColumnName));
+            _engine.Width, _engine.Height, ImageColumn.FindPath(row.Schema, transformer.ImagePathColumnName));
         _wantProbabilities = wantProbabilities;
         _wantEmbeddings = wantEmbeddings;
         _rgb = new float[_reader.RgbSize];
@@ -42,7 +41,7 @@ internal sealed class SDfpBatchScorer
     /// </summary>
     public void ScoreBatch(int maxRows, Func<bool>? moveNext, Func<long> rowIndex)
     {
-        int size = _network.InputShape.Size;
+        int size = _rgb.Length;
         if (_images.Length < maxRows * size)
         {
             _images = new float[maxRows * size];
@@ -51,15 +50,12 @@ internal sealed class SDfpBatchScorer
         int count = 0;
         do
         {
-            Span<float> image = _images.AsSpan(count * size, size);
-            _reader.Read(_rgb, rowIndex());
-            ImageFeatureReader.ToModelChannels(_rgb, image, _network.InputShape.Channels);
-            _network.Normalize(image);
+            _reader.Read(_images.AsSpan(count * size, size), rowIndex());
             count++;
         }
         while (count < maxRows && moveNext is not null && moveNext());
 
-        (Probabilities, Embeddings) = _network.Forward(_images, count, _wantProbabilities, _wantEmbeddings);
+        (Probabilities, Embeddings) = _engine.Score(_images, count, _wantProbabilities, _wantEmbeddings);
         Count = count;
     }
 }

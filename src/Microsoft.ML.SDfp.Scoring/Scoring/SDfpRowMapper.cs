@@ -9,9 +9,9 @@ namespace Microsoft.ML.SDfp.Scoring;
 /// </summary>
 internal sealed class SDfpRowMapper : IRowToRowMapper
 {
-    private readonly SDfpImageClassificationTransformer _transformer;
+    private readonly SDfpImageClassifier _transformer;
 
-    public SDfpRowMapper(SDfpImageClassificationTransformer transformer, DataViewSchema inputSchema, DataViewSchema outputSchema)
+    public SDfpRowMapper(SDfpImageClassifier transformer, DataViewSchema inputSchema, DataViewSchema outputSchema)
     {
         _transformer = transformer;
         InputSchema = inputSchema;

@@ -1,0 +1,38 @@
+using Microsoft.ML.SDfp.Scoring;
+
+namespace Microsoft.ML;
+
+/// <summary>Loading S-DFP models for ONNX Runtime scoring, as extensions of <c>mlContext.Model</c>.</summary>
+public static class SDfpScoringModelOperations
+{
+    /// <summary>
+    /// Loads a model like <c>mlContext.Model.Load</c>, with every S-DFP image classifier in it scored by ONNX Runtime
+    /// even where the training package (TorchSharp) is deployed. Where it is not, <c>Load</c> already does this.
+    /// </summary>
+    /// <param name="catalog">The model operations catalog (<c>mlContext.Model</c>).</param>
+    /// <param name="filePath">The model .zip.</param>
+    /// <param name="inputSchema">The schema the model was saved with.</param>
+    /// <returns>The loaded model.</returns>
+    public static ITransformer LoadWithOnnxRuntime(this ModelOperationsCatalog catalog, string filePath, out DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        DataViewSchema? schema = null;
+        ITransformer model = SDfpImageClassifierLoader.WithOnnxRuntime(() => catalog.Load(filePath, out schema));
+        inputSchema = schema!;
+        return model;
+    }
+
+    /// <summary>As <see cref="LoadWithOnnxRuntime(ModelOperationsCatalog, string, out DataViewSchema)"/>, from a stream.</summary>
+    /// <param name="catalog">The model operations catalog (<c>mlContext.Model</c>).</param>
+    /// <param name="stream">The model .zip.</param>
+    /// <param name="inputSchema">The schema the model was saved with.</param>
+    /// <returns>The loaded model.</returns>
+    public static ITransformer LoadWithOnnxRuntime(this ModelOperationsCatalog catalog, Stream stream, out DataViewSchema inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(catalog);
+        DataViewSchema? schema = null;
+        ITransformer model = SDfpImageClassifierLoader.WithOnnxRuntime(() => catalog.Load(stream, out schema));
+        inputSchema = schema!;
+        return model;
+    }
+}
