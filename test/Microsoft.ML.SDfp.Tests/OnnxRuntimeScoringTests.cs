@@ -1,9 +1,8 @@
 using Microsoft.ML.Data;
-using Microsoft.ML.SDfp.MLNet;
-using Microsoft.ML.SDfp.Models;
 using Microsoft.ML.SDfp.Onnx;
 using Microsoft.ML.SDfp.Persistence;
 using Microsoft.ML.SDfp.Scoring;
+using Microsoft.ML.SDfp.Training.Models;
 using Xunit.Abstractions;
 
 namespace Microsoft.ML.SDfp.Tests;
