@@ -19,6 +19,10 @@ internal static class ScoringRoutes
 
         // ONNX Runtime routes never touch TorchSharp, so libtorch is not even loaded into this process.
         var chain = (TransformerChain<ITransformer>)ml.Model.LoadWithOnnxRuntime(modelPath, out _);
+        if (!chain.Any(t => t is SDfpOnnxImageClassifier))
+        {
+            throw new InvalidOperationException($"{modelPath} is in the first model format, which only the training package loads; re-save it once with this version (runner 'resave').");
+        }
         return route switch
         {
             "ort-int8" => chain,
