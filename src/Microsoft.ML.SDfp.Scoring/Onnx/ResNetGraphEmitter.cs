@@ -392,7 +392,8 @@ internal sealed class ResNetGraphEmitter
 
     private string Init(float[] values, long[] dims, string hint) => _ctx.AddInitializer(values, dims, _prefix + hint);
 
-    private string Var(string hint) => _ctx.AddIntermediateVariable(null, _prefix + hint, skip: true);
+    // Hints built from another variable's name already carry the prefix.
+    private string Var(string hint) => _ctx.AddIntermediateVariable(null, hint.StartsWith(_prefix, StringComparison.Ordinal) ? hint : _prefix + hint, skip: true);
 
     private OnnxNode Node(string op, IEnumerable<string> inputs, string output) => Node(op, inputs, [output]);
 
