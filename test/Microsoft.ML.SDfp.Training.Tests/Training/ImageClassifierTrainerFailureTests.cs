@@ -106,6 +106,21 @@ public sealed class ImageClassifierTrainerFailureTests
     }
 
     [Fact]
+    public void Non_finite_error_reaching_a_quantised_layer_in_backward_names_the_layer_and_role()
+    {
+        using var data = TrainingFixtures.RandomData(64, seed: 2);
+        using var model = new InfiniteErrorAtZero();
+
+        var error = Assert.Throws<TrainingDivergedException>(() => new ImageClassifierTrainer(model, Options).Fit(data));
+
+        Assert.Equal((1, 1), (error.Epoch, error.Step));
+        Assert.Equal("quantised tensor", error.Source);
+        Assert.Equal("fc", error.Layer);
+        Assert.Equal(TensorRole.Error, error.Role);
+        Assert.All(model.parameters(), p => Assert.True(p.isfinite().all().item<bool>(), "no update may run with non-finite values"));
+    }
+
+    [Fact]
     public void Cancellation_is_honoured_between_steps()
     {
         using var data = TrainingFixtures.RandomData(Count, seed: 3);
@@ -134,5 +149,24 @@ public sealed class ImageClassifierTrainerFailureTests
             : base(nameof(SqrtAtZero)) => RegisterComponents();
 
         public override Tensor forward(Tensor input) => linear.call(input.flatten(1)) + offset.sqrt();
+    }
+
+    /// <summary>
+    /// Logits = sqrt(z - detach(z)) + detach(z) for a quantised linear z: the loss is finite, but the error arriving
+    /// at the layer's output in backward is infinite, so the error quantiser fails inside autograd.
+    /// </summary>
+    private sealed class InfiniteErrorAtZero : nn.Module<Tensor, Tensor>
+    {
+        private readonly Numerics.Layers.QuantizedLinear fc = new("fc", 64, 10, config: QuantizationConfig.Uniform(DfpFormat.SDfp(8, 1)));
+
+        public InfiniteErrorAtZero()
+            : base(nameof(InfiniteErrorAtZero)) => RegisterComponents();
+
+        public override Tensor forward(Tensor input)
+        {
+            var z = fc.call(input.flatten(1));
+            var frozen = z.detach();
+            return (z - frozen).sqrt() + frozen;
+        }
     }
 }
