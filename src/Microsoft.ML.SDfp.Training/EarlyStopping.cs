@@ -55,6 +55,33 @@ internal sealed class EarlyStopping : IDisposable
         return true;
     }
 
+    /// <summary>Writes the best epoch, the best metric, the patience count and the best weights, for a checkpoint.</summary>
+    public void WriteState(BinaryWriter writer)
+    {
+        writer.Write(BestEpoch);
+        writer.Write(_bestMetric.HasValue);
+        writer.Write(_bestMetric ?? 0);
+        writer.Write(_epochsWithoutImprovement);
+        writer.Write(_best is { Captured: true });
+        if (_best is { Captured: true })
+            _best.Write(writer);
+    }
+
+    /// <summary>Restores what <see cref="WriteState"/> wrote.</summary>
+    public void ReadState(BinaryReader reader)
+    {
+        BestEpoch = reader.ReadInt32();
+        var hasMetric = reader.ReadBoolean();
+        var metric = reader.ReadDouble();
+        _bestMetric = hasMetric ? metric : null;
+        _epochsWithoutImprovement = reader.ReadInt32();
+        if (!reader.ReadBoolean())
+            return;
+        if (_best is null)
+            throw new InvalidDataException("The checkpoint holds best weights, but this run does not use early stopping.");
+        _best.Read(reader);
+    }
+
     public void Dispose() => _best?.Dispose();
 
     private bool Improves(double candidate, double best) =>

@@ -108,11 +108,35 @@ public sealed class ImageClassifierTrainer
             using var earlyStopping = new EarlyStopping(Options, _model);
             var epochs = new List<EpochMetrics>();
             var stoppedEarly = false;
-            for (var epoch = 1; epoch <= Options.Epochs && !stoppedEarly; epoch++)
+            var checkpoint = Options.CheckpointDirectory;
+            var description = checkpoint is null ? "" : TrainingCheckpoint.Describe(Options, _model, train, validation);
+            if (checkpoint is not null)
+            {
+                TrainingCheckpoint.TryRestore(checkpoint, description, reader =>
+                {
+                    epochs = TrainingCheckpoint.ReadMetrics(reader, Options.Epochs);
+                    stoppedEarly = reader.ReadBoolean();
+                    earlyStopping.ReadState(reader);
+                    run.ReadState(reader);
+                });
+            }
+
+            for (var epoch = epochs.Count + 1; epoch <= Options.Epochs && !stoppedEarly; epoch++)
             {
                 var metrics = run.RunEpoch(epoch, cancellationToken);
                 epochs.Add(metrics);
                 stoppedEarly = earlyStopping.Observe(metrics);
+                if (checkpoint is not null)
+                {
+                    // Before the callback, so that a handler that cancels or a kill that follows finds this epoch saved.
+                    TrainingCheckpoint.Save(checkpoint, description, writer =>
+                    {
+                        TrainingCheckpoint.WriteMetrics(writer, epochs);
+                        writer.Write(stoppedEarly);
+                        earlyStopping.WriteState(writer);
+                        run.WriteState(writer);
+                    });
+                }
                 EpochCompleted?.Invoke(metrics);
             }
 

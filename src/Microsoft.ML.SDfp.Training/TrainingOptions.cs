@@ -109,6 +109,20 @@ public sealed record TrainingOptions
     /// </remarks>
     public DistributedTrainingOptions? Distributed { get; init; } = null;
 
+    /// <summary>
+    /// A folder for a checkpoint written after every epoch, from which a later <see cref="ImageClassifierTrainer.Fit"/>
+    /// with the same options, model and data continues; or null for none. Default null.
+    /// </summary>
+    /// <remarks>
+    /// <see cref="ImageClassifierTrainer.Fit"/> looks for the checkpoint when it starts: if there is one, the run goes on
+    /// after its last finished epoch (a run that had finished returns at once, with the saved weights); if there is none,
+    /// the run starts afresh. The checkpoint is replaced atomically, so a process killed at any moment, even while
+    /// writing, leaves the last finished epoch's checkpoint. A resumed run ends with the same weights, bit for bit, as one
+    /// that was never interrupted (same machine and thread count). One checkpoint file per folder; a checkpoint of another
+    /// run is refused with an error naming the difference. Not available with <see cref="Distributed"/>.
+    /// </remarks>
+    public string? CheckpointDirectory { get; init; } = null;
+
     /// <summary>Batch size for the per-epoch validation pass (no gradients, so it can be larger). Default 256.</summary>
     public int EvaluationBatchSize { get; init; } = 256;
 
@@ -134,6 +148,8 @@ public sealed record TrainingOptions
         Require(Replicas >= 1 && Replicas <= 64, nameof(Replicas), Replicas, "must be in 1..64");
         Distributed?.Validate();
         Require(EvaluationBatchSize >= 1, nameof(EvaluationBatchSize), EvaluationBatchSize, "must be at least 1");
+        Require(CheckpointDirectory is null || !string.IsNullOrWhiteSpace(CheckpointDirectory), nameof(CheckpointDirectory), CheckpointDirectory, "must be null or a folder path");
+        Require(CheckpointDirectory is null || Distributed is null, nameof(CheckpointDirectory), CheckpointDirectory, "cannot be combined with Distributed training");
     }
 
     private static void Require(bool ok, string name, object? value, string rule)

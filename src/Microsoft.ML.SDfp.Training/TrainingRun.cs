@@ -89,6 +89,31 @@ internal sealed class TrainingRun : IDisposable
         };
     }
 
+    /// <summary>Writes what the following epochs depend on, for a checkpoint (see <see cref="TrainingCheckpoint"/>).</summary>
+    public void WriteState(BinaryWriter writer)
+    {
+        writer.Write(_globalStep);
+        TrainingCheckpoint.WriteModel(writer, _model);
+        foreach (var replica in _replicas?.Replicas ?? [])
+            TrainingCheckpoint.WriteModel(writer, replica);
+        _step.WriteState(writer);
+        using var state = _generator.get_state();
+        TrainingCheckpoint.WriteTensor(writer, state);
+    }
+
+    /// <summary>Restores what <see cref="WriteState"/> wrote.</summary>
+    public void ReadState(BinaryReader reader)
+    {
+        _globalStep = reader.ReadInt64();
+        TrainingCheckpoint.ReadModel(reader, _model);
+        foreach (var replica in _replicas?.Replicas ?? [])
+            TrainingCheckpoint.ReadModel(reader, replica);
+        _step.ReadState(reader);
+        using var state = _generator.get_state();
+        TrainingCheckpoint.ReadInto(reader, state, "the shuffle generator");
+        _generator.set_state(state);
+    }
+
     public void Dispose()
     {
         _step.Dispose();

@@ -14,7 +14,7 @@ internal sealed class TrainingStep : IDisposable
 {
     private readonly nn.Module<Tensor, Tensor> _model;
     private readonly IReadOnlyList<(string name, Parameter parameter)> _parameters;
-    private readonly optim.Optimizer _optimizer;
+    private readonly SGD _optimizer;
     private readonly WeightSnapshot? _bufferBackup;
     private readonly DataParallelReplicas? _replicas;
     private readonly DistributedTraining? _distributed;
@@ -82,6 +82,12 @@ internal sealed class TrainingStep : IDisposable
         _replicas?.Synchronize();
         return new StepOutcome(results.Sum(r => r.Loss), results.Sum(r => r.Correct), null);
     }
+
+    /// <summary>Writes the optimizer's state (momentum buffers), for a checkpoint.</summary>
+    public void WriteState(BinaryWriter writer) => _optimizer.save_state_dict(writer);
+
+    /// <summary>Restores what <see cref="WriteState"/> wrote.</summary>
+    public void ReadState(BinaryReader reader) => _optimizer.load_state_dict(reader);
 
     public void Dispose()
     {

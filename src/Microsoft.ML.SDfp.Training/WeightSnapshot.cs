@@ -44,6 +44,21 @@ internal sealed class WeightSnapshot : IDisposable
             live.copy_(copy);
     }
 
+    /// <summary>Writes the captured values, for a checkpoint.</summary>
+    public void Write(BinaryWriter writer)
+    {
+        foreach (var (_, copy) in _pairs)
+            TrainingCheckpoint.WriteTensor(writer, copy);
+    }
+
+    /// <summary>Reads what <see cref="Write"/> wrote; the snapshot then counts as captured.</summary>
+    public void Read(BinaryReader reader)
+    {
+        foreach (var (_, copy) in _pairs)
+            TrainingCheckpoint.ReadInto(reader, copy, "best weights");
+        Captured = true;
+    }
+
     public void Dispose()
     {
         foreach (var (_, copy) in _pairs)

@@ -117,6 +117,61 @@ public sealed class TensorQuantizer : IDisposable
         }
     }
 
+    /// <summary>
+    /// Writes everything the next tensor's quantisation depends on: the amax history, the last exponent, shift and
+    /// amax, the count and the stochastic-rounding stream's position. A training checkpoint keeps it, so that a resumed
+    /// run quantises exactly as an uninterrupted one.
+    /// </summary>
+    internal void WriteState(BinaryWriter writer)
+    {
+        lock (_gate)
+        {
+            writer.Write(_history.Count);
+            foreach (var amax in _history)
+                writer.Write(amax);
+            writer.Write(LastExponent);
+            writer.Write(LastShift);
+            writer.Write(LastAmax);
+            writer.Write(Count);
+            using var state = _generator?.get_state();
+            var bytes = state is null ? Array.Empty<byte>() : state.data<byte>().ToArray();
+            writer.Write(bytes.Length);
+            writer.Write(bytes);
+        }
+    }
+
+    /// <summary>Restores what <see cref="WriteState"/> wrote; <see cref="InvalidDataException"/> when it cannot be this stream's state.</summary>
+    internal void ReadState(BinaryReader reader)
+    {
+        lock (_gate)
+        {
+            var count = reader.ReadInt32();
+            if (count < 0 || count > Format.HistoryLength)
+                throw new InvalidDataException($"The saved state of {Layer} {Role} has {count} amax values; its format keeps at most {Format.HistoryLength}.");
+            _history.Clear();
+            for (var i = 0; i < count; i++)
+                _history.Enqueue(reader.ReadDouble());
+            LastExponent = reader.ReadInt32();
+            LastShift = reader.ReadInt32();
+            LastAmax = reader.ReadDouble();
+            Count = reader.ReadInt64();
+            var length = reader.ReadInt32();
+            if (length < 0 || length > 1 << 16)
+                throw new InvalidDataException($"The saved state of {Layer} {Role} declares a {length}-byte random-stream state.");
+            var bytes = reader.ReadBytes(length);
+            if (bytes.Length != length)
+                throw new EndOfStreamException($"The saved state of {Layer} {Role} is cut short.");
+            _generator?.Dispose();
+            _generator = null;
+            if (length > 0)
+            {
+                _generator = new Generator((ulong)Seed);
+                using var state = torch.tensor(bytes, dtype: ScalarType.Byte);
+                _generator.set_state(state);
+            }
+        }
+    }
+
     /// <summary>Releases the random generator.</summary>
     public void Dispose()
     {

@@ -183,6 +183,14 @@ public sealed partial class SDfpImageClassificationTrainer
         /// </summary>
         public DistributedTrainingOptions? Distributed { get; set; }
 
+        /// <summary>
+        /// A folder for a checkpoint written atomically after every epoch, or null for none. A <c>Fit</c> with the same
+        /// options and data that finds the checkpoint continues after its last finished epoch and ends with the same model,
+        /// bit for bit, as an uninterrupted run; a checkpoint of another run is refused, naming the difference. Not
+        /// available with <see cref="Distributed"/>. Default null.
+        /// </summary>
+        public string? CheckpointDirectory { get; set; }
+
         /// <summary>Rows per forward pass when scoring an IDataView. Default 64.</summary>
         public int ScoringBatchSize { get; set; } = 64;
 
@@ -249,6 +257,7 @@ public sealed partial class SDfpImageClassificationTrainer
             EarlyStoppingMetric = EarlyStoppingMetric,
             Seed = seed,
             Replicas = Replicas,
+            CheckpointDirectory = CheckpointDirectory,
             Distributed = Distributed,
         };
 
