@@ -161,7 +161,13 @@ internal static class TrainingCheckpoint
     {
         foreach (var (_, tensor) in model.state_dict())
             WriteTensor(writer, tensor);
-        foreach (var layer in QuantizedLayers(model))
+        WriteQuantizers(writer, QuantizedLayers(model));
+    }
+
+    /// <summary>Writes the state of every quantiser of <paramref name="layers"/>.</summary>
+    public static void WriteQuantizers(BinaryWriter writer, IEnumerable<IQuantizedLayer> layers)
+    {
+        foreach (var layer in layers)
         {
             foreach (var role in Enum.GetValues<TensorRole>())
             {
@@ -177,7 +183,13 @@ internal static class TrainingCheckpoint
     {
         foreach (var (name, tensor) in model.state_dict())
             ReadInto(reader, tensor, name);
-        foreach (var layer in QuantizedLayers(model))
+        ReadQuantizers(reader, QuantizedLayers(model));
+    }
+
+    /// <summary>Reads what <see cref="WriteQuantizers"/> wrote into the same layers.</summary>
+    public static void ReadQuantizers(BinaryReader reader, IEnumerable<IQuantizedLayer> layers)
+    {
+        foreach (var layer in layers)
         {
             foreach (var role in Enum.GetValues<TensorRole>())
             {

@@ -110,6 +110,18 @@ public sealed record TrainingOptions
     public DistributedTrainingOptions? Distributed { get; init; } = null;
 
     /// <summary>
+    /// Training batches over which every batch norm's running mean and variance are re-estimated at the end of each
+    /// epoch, before validation ("precise BN"); 0 keeps the exponential running averages collected during the epoch.
+    /// Default 0.
+    /// </summary>
+    /// <remarks>
+    /// The running averages mix statistics of weights that have since changed; re-estimating them with the epoch's final
+    /// weights is what evaluation, early stopping and the saved model then see. Only the running statistics change: the
+    /// training trajectory is the same with or without it. The cost is that many forward passes (no backward).
+    /// </remarks>
+    public int BatchNormRecalibrationBatches { get; init; } = 0;
+
+    /// <summary>
     /// A folder for a checkpoint written after every epoch, from which a later <see cref="ImageClassifierTrainer.Fit"/>
     /// with the same options, model and data continues; or null for none. Default null.
     /// </summary>
@@ -148,6 +160,7 @@ public sealed record TrainingOptions
         Require(Replicas >= 1 && Replicas <= 64, nameof(Replicas), Replicas, "must be in 1..64");
         Distributed?.Validate();
         Require(EvaluationBatchSize >= 1, nameof(EvaluationBatchSize), EvaluationBatchSize, "must be at least 1");
+        Require(BatchNormRecalibrationBatches >= 0, nameof(BatchNormRecalibrationBatches), BatchNormRecalibrationBatches, "must be >= 0");
         Require(CheckpointDirectory is null || !string.IsNullOrWhiteSpace(CheckpointDirectory), nameof(CheckpointDirectory), CheckpointDirectory, "must be null or a folder path");
         Require(CheckpointDirectory is null || Distributed is null, nameof(CheckpointDirectory), CheckpointDirectory, "cannot be combined with Distributed training");
     }

@@ -77,6 +77,12 @@ internal sealed class TrainingRun : IDisposable
             (lossSum, correct, seen) = _distributed.SumEpoch(lossSum, correct, seen);
         }
         var imagesPerSecond = _meter.PerSecond(seen);
+        if (_options.BatchNormRecalibrationBatches > 0)
+        {
+            BatchNormRecalibration.Run(_model, _train, _options.BatchNormRecalibrationBatches, _batchSize, _options.Seed, epoch);
+            _distributed?.AverageBuffers(_model);
+            _replicas?.Synchronize();
+        }
         var (validationLoss, validationAccuracy) = Validate(cancellationToken);
         return new EpochMetrics(epoch, seen > 0 ? lossSum / seen : double.NaN, seen > 0 ? (double)correct / seen : double.NaN,
             validationLoss, validationAccuracy, learningRate, imagesPerSecond, _total.Elapsed,
