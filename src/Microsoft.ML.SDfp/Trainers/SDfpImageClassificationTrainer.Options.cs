@@ -184,6 +184,13 @@ public sealed partial class SDfpImageClassificationTrainer
         public DistributedTrainingOptions? Distributed { get; set; }
 
         /// <summary>
+        /// Training batches over which batch norm's running statistics are re-estimated with the final weights of each
+        /// epoch ("precise BN"), so that validation, early stopping and the saved model see statistics of the weights
+        /// they evaluate; 0 keeps the running averages. Only the statistics change, not the training. Default 0.
+        /// </summary>
+        public int BatchNormRecalibrationBatches { get; set; }
+
+        /// <summary>
         /// A folder for a checkpoint written atomically after every epoch, or null for none. A <c>Fit</c> with the same
         /// options and data that finds the checkpoint continues after its last finished epoch and ends with the same model,
         /// bit for bit, as an uninterrupted run; a checkpoint of another run is refused, naming the difference. Not
@@ -258,6 +265,7 @@ public sealed partial class SDfpImageClassificationTrainer
             Seed = seed,
             Replicas = Replicas,
             CheckpointDirectory = CheckpointDirectory,
+            BatchNormRecalibrationBatches = BatchNormRecalibrationBatches,
             Distributed = Distributed,
         };
 
