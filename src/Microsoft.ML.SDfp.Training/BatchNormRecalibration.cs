@@ -1,5 +1,4 @@
 using Microsoft.ML.SDfp.Numerics.Layers;
-using Microsoft.ML.SDfp.Numerics.Telemetry;
 using Microsoft.ML.SDfp.Training.Data;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -22,17 +21,11 @@ internal static class BatchNormRecalibration
         var norms = model.modules().OfType<BatchNorm>().ToList();
         if (norms.Count == 0 || batches == 0)
             return;
-        var layers = model.modules().OfType<IQuantizedLayer>().ToList();
-        using var quantizerState = new MemoryStream();
-        using (var writer = new BinaryWriter(quantizerState, System.Text.Encoding.UTF8, leaveOpen: true))
-            TrainingCheckpoint.WriteQuantizers(writer, layers);
-        var telemetry = layers.Select(l => l.Telemetry).ToList();
+        using var quantizers = new QuantizerStateScope(model.modules().OfType<IQuantizedLayer>());
         var momenta = norms.Select(n => n.momentum).ToList();
         var wasTraining = model.training;
         try
         {
-            foreach (var layer in layers)
-                layer.Telemetry = null;
             model.train();
             foreach (var norm in norms)
                 norm.reset_running_stats();
@@ -54,11 +47,6 @@ internal static class BatchNormRecalibration
         {
             for (var i = 0; i < norms.Count; i++)
                 norms[i].momentum = momenta[i];
-            for (var i = 0; i < layers.Count; i++)
-                layers[i].Telemetry = telemetry[i];
-            quantizerState.Position = 0;
-            using (var reader = new BinaryReader(quantizerState))
-                TrainingCheckpoint.ReadQuantizers(reader, layers);
             model.train(wasTraining);
         }
     }

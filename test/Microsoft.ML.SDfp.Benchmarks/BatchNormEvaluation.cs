@@ -87,11 +87,7 @@ internal static class BatchNormEvaluation
     /// <summary>Accuracy with batch norm in train mode, each test batch normalised by its own statistics (no gradients).</summary>
     private static double AccuracyWithBatchStatistics(ResNetModel model, ImageDataset test, int batchSize)
     {
-        using var quantizers = new MemoryStream();
-        using (var writer = new BinaryWriter(quantizers, System.Text.Encoding.UTF8, leaveOpen: true))
-            TrainingCheckpoint.WriteQuantizers(writer, model.QuantizedLayers);
-        var telemetry = model.Telemetry;
-        model.Telemetry = null;
+        using var quantizers = new QuantizerStateScope(model.QuantizedLayers);
         var wasTraining = model.training;
         model.train();
         try
@@ -110,10 +106,6 @@ internal static class BatchNormEvaluation
         finally
         {
             model.train(wasTraining);
-            model.Telemetry = telemetry;
-            quantizers.Position = 0;
-            using var reader = new BinaryReader(quantizers);
-            TrainingCheckpoint.ReadQuantizers(reader, model.QuantizedLayers);
         }
     }
 }
