@@ -1,3 +1,4 @@
+using Microsoft.ML.SDfp.Persistence;
 using Microsoft.ML.SDfp.Scoring;
 
 namespace Microsoft.ML;
@@ -8,28 +9,43 @@ public static class SDfpScoringModelOperations
     /// <summary>
     /// Loads a model like <c>mlContext.Model.Load</c>, with every S-DFP image classifier in it scored by ONNX Runtime
     /// even where the training package (TorchSharp) is deployed. Where it is not, <c>Load</c> already does this.
+    /// Like the training package's <c>LoadChecked</c>, it first reads every entry of the .zip and checks its size and
+    /// CRC-32, so a damaged entry (ours or one of ML.NET's) is refused before any of it is parsed.
     /// </summary>
     /// <param name="catalog">The model operations catalog (<c>mlContext.Model</c>).</param>
     /// <param name="filePath">The model .zip.</param>
     /// <param name="inputSchema">The schema the model was saved with.</param>
     /// <returns>The loaded model.</returns>
+    /// <exception cref="ModelFileCorruptException">The file is damaged; <see cref="ModelFileCorruptException.Entry"/> names the entry.</exception>
     public static ITransformer LoadWithOnnxRuntime(this ModelOperationsCatalog catalog, string filePath, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentException.ThrowIfNullOrWhiteSpace(filePath);
+        ModelIntegrity.VerifyArchive(filePath);
         DataViewSchema? schema = null;
         ITransformer model = SDfpImageClassifierLoader.WithOnnxRuntime(() => catalog.Load(filePath, out schema));
         inputSchema = schema!;
         return model;
     }
 
-    /// <summary>As <see cref="LoadWithOnnxRuntime(ModelOperationsCatalog, string, out DataViewSchema)"/>, from a stream.</summary>
+    /// <summary>
+    /// As <see cref="LoadWithOnnxRuntime(ModelOperationsCatalog, string, out DataViewSchema)"/>, from a stream; the
+    /// CRC-32 pass runs when the stream can seek.
+    /// </summary>
     /// <param name="catalog">The model operations catalog (<c>mlContext.Model</c>).</param>
     /// <param name="stream">The model .zip.</param>
     /// <param name="inputSchema">The schema the model was saved with.</param>
     /// <returns>The loaded model.</returns>
+    /// <exception cref="ModelFileCorruptException">The file is damaged; <see cref="ModelFileCorruptException.Entry"/> names the entry.</exception>
     public static ITransformer LoadWithOnnxRuntime(this ModelOperationsCatalog catalog, Stream stream, out DataViewSchema inputSchema)
     {
         ArgumentNullException.ThrowIfNull(catalog);
+        ArgumentNullException.ThrowIfNull(stream);
+        if (stream.CanSeek)
+        {
+            ModelIntegrity.VerifyArchive(stream);
+        }
+
         DataViewSchema? schema = null;
         ITransformer model = SDfpImageClassifierLoader.WithOnnxRuntime(() => catalog.Load(stream, out schema));
         inputSchema = schema!;

@@ -1,3 +1,4 @@
+using Microsoft.ML.SDfp.Persistence;
 using Microsoft.ML.SDfp.Runtime;
 
 namespace Microsoft.ML;
@@ -27,8 +28,10 @@ public static class SDfpModelOperations
     }
 
     /// <summary>
-    /// Loads like <c>Model.Load(path, out schema)</c>, but any failure names the file and says whether it is missing,
-    /// not a model .zip, damaged, or written by an incompatible version of this library.
+    /// Loads like <c>Model.Load(path, out schema)</c>, but first reads every entry of the .zip and checks its size and
+    /// CRC-32, so a damaged entry (ours or one of ML.NET's) is reported before any of it is parsed. Any failure names the
+    /// file and says whether it is missing, not a model .zip, damaged (naming the entry), or written by an incompatible
+    /// version of this library. The README's "Reliability" section says what this guarantees.
     /// </summary>
     /// <param name="catalog">The model operations catalog (<c>mlContext.Model</c>).</param>
     /// <param name="filePath">The model .zip.</param>
@@ -46,6 +49,7 @@ public static class SDfpModelOperations
 
         try
         {
+            ModelIntegrity.VerifyArchive(filePath);
             return catalog.Load(filePath, out inputSchema);
         }
         catch (Exception ex) when (ex is not OutOfMemoryException)
@@ -57,6 +61,11 @@ public static class SDfpModelOperations
 
     private static string Describe(Exception ex)
     {
+        if (Flatten(ex).OfType<ModelFileCorruptException>().FirstOrDefault() is { } corrupt)
+        {
+            return corrupt.Message;
+        }
+
         for (Exception? e = ex; e is not null; e = e.InnerException)
         {
             if (e.Message.Contains("S-DFP", StringComparison.Ordinal))

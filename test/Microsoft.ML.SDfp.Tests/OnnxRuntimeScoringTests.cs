@@ -1,4 +1,5 @@
 using Microsoft.ML.Data;
+using Microsoft.ML.SDfp.Numerics.Quantization;
 using Microsoft.ML.SDfp.Onnx;
 using Microsoft.ML.SDfp.Persistence;
 using Microsoft.ML.SDfp.Scoring;
@@ -99,6 +100,13 @@ public sealed class OnnxRuntimeScoringTests(TrainedModelFixture fixture, ITestOu
     {
         Assert.Equal(Enum.GetNames<ResNetArchitecture>(), ClassifierModelFile.ArchitectureNames);
         Assert.Equal(Enum.GetValues<ResNetArchitecture>().Select(a => (int)a), Enumerable.Range(0, ClassifierModelFile.ArchitectureNames.Length));
+    }
+
+    [Fact]
+    public void The_readers_exponent_range_is_the_training_packages()
+    {
+        Assert.Equal(Dfp.MinExponent, ClassifierHeader.MinExponent);
+        Assert.Equal(Dfp.MaxExponent, ClassifierHeader.MaxExponent);
     }
 
     private static void AssertClose(float[] expected, float[] actual)

@@ -17,6 +17,9 @@ internal sealed class ClassifierModelFile
 
     private const string WeightsStreamName = "SDfpWeights";
 
+    // The first model format, whose header was not sealed.
+    private const uint FirstVersion = 0x00010001;
+
     public required ImageColumnKind Kind { get; init; }
 
     public required ImageInputShape VectorShape { get; init; }
@@ -54,6 +57,12 @@ internal sealed class ClassifierModelFile
 
     public required IReadOnlyList<StoredTensor> Tensors { get; init; }
 
+    /// <summary>The archive entry the header was read from (for errors about values the reader cannot check alone).</summary>
+    public string HeaderEntry { get; init; } = ModelLoadContext.ModelStreamName;
+
+    /// <summary>The archive entry the weights were read from.</summary>
+    public string WeightsEntry { get; init; } = WeightsStreamName;
+
     public string ArchitectureName => Architecture >= 0 && Architecture < ArchitectureNames.Length ? ArchitectureNames[Architecture] : $"architecture {Architecture}";
 
     /// <summary>The network as the ONNX graph builder sees it.</summary>
@@ -61,67 +70,153 @@ internal sealed class ClassifierModelFile
         Mean, Std, Tensors, ActivationExponents, Policy.Activation?.Bits ?? 0);
 
     // *** Binary format (Model.key) ***
-    // int: image column kind; int×3: float-vector shape (c, h, w)
-    // string ids: feature column, path column (or null), score, predicted label, embedding (each or null)
-    // int: scoring batch size
-    // int: architecture; int×3: input (c, h, w); bool: small-image stem; int: classes
-    // policy (StoredPolicy); int n, n × (string id layer, int exponent): static activation exponents
-    // int + float[]: mean; int + float[]: std
-    // label values (BinarySaver type and value)
+    // Since 0x00010002: one sealed block (ModelIntegrity.WriteSealed) holding ClassifierHeader: columns, shapes,
+    // architecture, policy (StoredPolicy), activation exponents, mean, std, the label values (BinarySaver type and
+    // value) and the SHA-256 of the weights stream's payload.
+    // 0x00010001 (read only): the same fields unsealed, column and layer names in ML.NET's string table:
+    //   int: image column kind; int×3: float-vector shape (c, h, w)
+    //   string ids: feature column, path column (or null), score, predicted label, embedding (each or null)
+    //   int: scoring batch size
+    //   int: architecture; int×3: input (c, h, w); bool: small-image stem; int: classes
+    //   policy (StoredPolicy); int n, n × (string id layer, int exponent): static activation exponents
+    //   int + float[]: mean; int + float[]: std
+    //   label values (BinarySaver type and value)
     // Stream "SDfpWeights": WeightsStream
 
-    /// <summary>Writes the model at <paramref name="ctx"/>'s current position (after its version info).</summary>
+    /// <summary>Writes the model at <paramref name="ctx"/>'s current position (after its version info), in the current format.</summary>
     public void Write(IHostEnvironment env, ModelSaveContext ctx)
     {
-        BinaryWriter w = ctx.Writer;
-        w.Write((int)Kind);
-        w.Write(VectorShape.Channels);
-        w.Write(VectorShape.Height);
-        w.Write(VectorShape.Width);
-        ctx.SaveNonEmptyString(FeatureColumn);
-        ctx.SaveStringOrNull(ImagePathColumn);
-        ctx.SaveStringOrNull(ScoreColumn);
-        ctx.SaveStringOrNull(PredictedLabelColumn);
-        ctx.SaveStringOrNull(EmbeddingColumn);
-        w.Write(ScoringBatchSize);
-        w.Write(Architecture);
-        w.Write(InputShape.Channels);
-        w.Write(InputShape.Height);
-        w.Write(InputShape.Width);
-        w.Write(SmallImageStem);
-        w.Write(ClassCount);
-        Policy.Write(w);
-        w.Write(ActivationExponents.Count);
-        foreach (var (layer, exponent) in ActivationExponents.OrderBy(kv => kv.Key, StringComparer.Ordinal))
+        byte[] weights = WeightsStream.Payload(Tensors);
+        using var labels = new MemoryStream();
+        Labels.Save(env, labels);
+        var header = new ClassifierHeader
         {
-            ctx.SaveNonEmptyString(layer);
-            w.Write(exponent);
-        }
-
-        WriteFloats(w, Mean);
-        WriteFloats(w, Std);
-        w.Flush();
-        Labels.Save(env, w.BaseStream);
-        ctx.SaveBinaryStream(WeightsStreamName, weights => WeightsStream.Write(weights, Tensors));
+            Kind = Kind, VectorShape = VectorShape, FeatureColumn = FeatureColumn, PathColumn = ImagePathColumn, ScoreColumn = ScoreColumn,
+            PredictedColumn = PredictedLabelColumn, EmbeddingColumn = EmbeddingColumn, BatchSize = ScoringBatchSize, Architecture = Architecture,
+            InputShape = InputShape, SmallStem = SmallImageStem, Classes = ClassCount, Policy = Policy, Exponents = ActivationExponents,
+            Mean = Mean, Std = Std, LabelBlock = labels.ToArray(), WeightsHash = System.Security.Cryptography.SHA256.HashData(weights),
+        };
+        ModelIntegrity.WriteSealed(ctx.Writer, ClassifierHeader.Magic, header.ToBytes());
+        ctx.SaveBinaryStream(WeightsStreamName, writer => WeightsStream.Write(writer, weights));
     }
 
     /// <summary>
-    /// Reads what <see cref="Write"/> wrote. Throws <see cref="InvalidDataException"/> naming what is wrong when the
-    /// file is damaged or inconsistent.
+    /// Checks the version fields of the classifier at <paramref name="ctx"/> against <paramref name="version"/> (what
+    /// the calling loader reads). Fields no writer produces are damage (<see cref="ModelFileCorruptException"/>); a
+    /// version this loader cannot read is an <see cref="InvalidDataException"/> that says so.
     /// </summary>
-    public static ClassifierModelFile Read(IHostEnvironment env, ModelLoadContext ctx)
+    public static void CheckVersion(ModelLoadContext ctx, VersionInfo version)
     {
+        string entry = EntryName(ctx, ModelLoadContext.ModelStreamName);
+        uint written = ctx.Header.ModelVerWritten;
+        uint readable = ctx.Header.ModelVerReadable;
+        if (ctx.Header.ModelSignature != version.ModelSignature)
+        {
+            throw new ModelFileCorruptException(entry, $"has model signature {ctx.Header.ModelSignature:X16}, not the S-DFP classifier's.");
+        }
+
+        // ML.NET's own check says "incompatible version" for any version field it dislikes. A writer never declares a
+        // readable version above the written one, and no version before the first was written, so such fields are damage.
+        if (readable > written || written < FirstVersion)
+        {
+            throw new ModelFileCorruptException(entry, $"has version fields no version of Microsoft.ML.SDfp writes (written {written:X8}, readable {readable:X8}).");
+        }
+
         try
         {
-            return ReadCore(env, ctx);
+            ctx.CheckAtModel(version);
         }
-        catch (Exception ex) when (ex is EndOfStreamException or IOException or ArgumentException or FormatException)
+        catch (Exception ex) when (ex is FormatException or InvalidOperationException or InvalidDataException)
         {
-            throw new InvalidDataException($"The S-DFP image classifier in this model file is corrupt: {ex.Message}", ex);
+            throw new InvalidDataException(
+                $"This S-DFP image classifier was written by an incompatible version of Microsoft.ML.SDfp (model format {written:X8}, " +
+                $"needs a reader of at least {readable:X8}), or its version fields in '{entry}' are damaged; this loader " +
+                $"({version.LoaderSignature}, {typeof(ClassifierModelFile).Assembly.GetName().Version}) reads formats {version.VerWeCanReadBack:X8} to " +
+                $"{version.VerWrittenCur:X8}. Load it with the Microsoft.ML.SDfp version that saved it, or retrain.", ex);
         }
     }
 
-    private static ClassifierModelFile ReadCore(IHostEnvironment env, ModelLoadContext ctx)
+    /// <summary>
+    /// Reads what <see cref="Write"/> wrote (or format 0x00010001). Throws <see cref="ModelFileCorruptException"/>
+    /// naming the damaged entry when a checksum fails or a decoded value is outside what the architecture allows.
+    /// </summary>
+    public static ClassifierModelFile Read(IHostEnvironment env, ModelLoadContext ctx)
+    {
+        string entry = EntryName(ctx, ModelLoadContext.ModelStreamName);
+        try
+        {
+            return ReadCore(env, ctx, entry);
+        }
+        catch (Exception ex) when (ex is ArgumentException or FormatException || (ex is IOException && ex is not ModelFileCorruptException))
+        {
+            throw new ModelFileCorruptException(entry, $"cannot be read: {ex.Message}", ex);
+        }
+    }
+
+    private static string EntryName(ModelLoadContext ctx, string name) =>
+        string.IsNullOrEmpty(ctx.Directory) ? name : $"{ctx.Directory.Replace('\\', '/')}/{name}";
+
+    private static ClassifierModelFile ReadCore(IHostEnvironment env, ModelLoadContext ctx, string entry)
+    {
+        ClassifierHeader header = ctx.Header.ModelVerWritten > FirstVersion
+            ? ClassifierHeader.FromBytes(ModelIntegrity.ReadSealed(ctx.Reader, ClassifierHeader.Magic, entry), entry)
+            : ReadFirstFormatHeader(env, ctx, entry);
+        LabelNames labels;
+        using (var block = new MemoryStream(header.LabelBlock, writable: false))
+        {
+            labels = LabelNames.Load(env, block);
+        }
+
+        if (labels.Count != header.Classes)
+        {
+            throw new ModelFileCorruptException(entry, $"has {labels.Count} label values for {header.Classes} classes.");
+        }
+
+        string weightsEntry = EntryName(ctx, WeightsStreamName);
+        IReadOnlyList<StoredTensor>? tensors = null;
+        if (!ctx.TryLoadBinaryStream(WeightsStreamName, reader => tensors = WeightsStream.Read(reader, weightsEntry, header.WeightsHash)))
+        {
+            throw new ModelFileCorruptException(weightsEntry, "is missing.");
+        }
+
+        int? weightBits = header.Policy.Weight?.Bits;
+        foreach (StoredTensor tensor in tensors!.Where(t => t.IsQuantized))
+        {
+            if (tensor.Bits != weightBits)
+            {
+                throw new ModelFileCorruptException(weightsEntry,
+                    $"stores '{tensor.Name}' in {tensor.Bits} bits, but the header's weight format has {weightBits?.ToString() ?? "none"}.");
+            }
+        }
+
+        return new ClassifierModelFile
+        {
+            Kind = header.Kind,
+            VectorShape = header.VectorShape,
+            FeatureColumn = header.FeatureColumn,
+            ImagePathColumn = header.PathColumn,
+            ScoreColumn = header.ScoreColumn,
+            PredictedLabelColumn = header.PredictedColumn,
+            EmbeddingColumn = header.EmbeddingColumn,
+            ScoringBatchSize = header.BatchSize,
+            Architecture = header.Architecture,
+            InputShape = header.InputShape,
+            SmallImageStem = header.SmallStem,
+            ClassCount = header.Classes,
+            Policy = header.Policy,
+            ActivationExponents = header.Exponents,
+            Mean = header.Mean,
+            Std = header.Std,
+            Labels = labels,
+            Tensors = tensors!,
+            HeaderEntry = entry,
+            WeightsEntry = weightsEntry,
+        };
+    }
+
+    // Format 0x00010001 wrote the header unsealed, with column names in ML.NET's string table. It is parsed as before
+    // and range-checked, but it has no checksum: re-save such a model to get the integrity checks.
+    private static ClassifierHeader ReadFirstFormatHeader(IHostEnvironment env, ModelLoadContext ctx, string entry)
     {
         BinaryReader r = ctx.Reader;
         var kind = (ImageColumnKind)r.ReadInt32();
@@ -140,7 +235,7 @@ internal sealed class ClassifierModelFile
         int exponentCount = r.ReadInt32();
         if (exponentCount is < 0 or > 10_000)
         {
-            throw new InvalidDataException($"{exponentCount} activation exponents; the model file is corrupt.");
+            throw new ModelFileCorruptException(entry, $"declares {exponentCount} activation exponents.");
         }
 
         var exponents = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -149,59 +244,27 @@ internal sealed class ClassifierModelFile
             exponents[ctx.LoadNonEmptyString()] = r.ReadInt32();
         }
 
-        float[] mean = ReadFloats(r);
-        float[] std = ReadFloats(r);
-        LabelNames labels = LabelNames.Load(env, r.BaseStream);
-        if (!Enum.IsDefined(kind) || architecture < 0 || architecture >= ArchitectureNames.Length || batchSize < 1 || classes < 2
-            || labels.Count != classes || mean.Length != inputShape.Channels || std.Length != inputShape.Channels)
+        float[] mean = ReadFloats(r, entry);
+        float[] std = ReadFloats(r, entry);
+        using var labels = new MemoryStream();
+        LabelNames.Load(env, r.BaseStream).Save(env, labels);
+        var header = new ClassifierHeader
         {
-            throw new InvalidDataException("The S-DFP image classifier's header is inconsistent; the model file is corrupt.");
-        }
-
-        IReadOnlyList<StoredTensor>? tensors = null;
-        if (!ctx.TryLoadBinaryStream(WeightsStreamName, reader => tensors = WeightsStream.Read(reader)))
-        {
-            throw new InvalidDataException($"The S-DFP image classifier has no '{WeightsStreamName}' stream; the model file is corrupt or incomplete.");
-        }
-
-        return new ClassifierModelFile
-        {
-            Kind = kind,
-            VectorShape = vectorShape,
-            FeatureColumn = featureColumn,
-            ImagePathColumn = pathColumn,
-            ScoreColumn = scoreColumn,
-            PredictedLabelColumn = predictedColumn,
-            EmbeddingColumn = embeddingColumn,
-            ScoringBatchSize = batchSize,
-            Architecture = architecture,
-            InputShape = inputShape,
-            SmallImageStem = smallStem,
-            ClassCount = classes,
-            Policy = policy,
-            ActivationExponents = exponents,
-            Mean = mean,
-            Std = std,
-            Labels = labels,
-            Tensors = tensors!,
+            Kind = kind, VectorShape = vectorShape, FeatureColumn = featureColumn, PathColumn = pathColumn, ScoreColumn = scoreColumn,
+            PredictedColumn = predictedColumn, EmbeddingColumn = embeddingColumn, BatchSize = batchSize, Architecture = architecture,
+            InputShape = inputShape, SmallStem = smallStem, Classes = classes, Policy = policy, Exponents = exponents,
+            Mean = mean, Std = std, LabelBlock = labels.ToArray(),
         };
+        header.Validate(entry);
+        return header;
     }
 
-    private static void WriteFloats(BinaryWriter writer, float[] values)
-    {
-        writer.Write(values.Length);
-        foreach (float v in values)
-        {
-            writer.Write(v);
-        }
-    }
-
-    private static float[] ReadFloats(BinaryReader reader)
+    private static float[] ReadFloats(BinaryReader reader, string entry)
     {
         int count = reader.ReadInt32();
         if (count is < 0 or > 16)
         {
-            throw new InvalidDataException($"Normalisation has {count} channels; the model file is corrupt.");
+            throw new ModelFileCorruptException(entry, $"has {count} normalisation channels.");
         }
 
         var values = new float[count];

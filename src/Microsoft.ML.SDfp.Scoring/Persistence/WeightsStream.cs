@@ -13,8 +13,8 @@ internal static class WeightsStream
 {
     private const int HashLength = 32;
 
-    /// <summary>Writes <paramref name="tensors"/> (state-dict order) and the SHA-256 of what it wrote.</summary>
-    public static void Write(BinaryWriter output, IEnumerable<StoredTensor> tensors)
+    /// <summary>The stream's payload: every tensor of <paramref name="tensors"/>, in state-dict order.</summary>
+    public static byte[] Payload(IEnumerable<StoredTensor> tensors)
     {
         using var buffer = new MemoryStream();
         using (var writer = new BinaryWriter(buffer, System.Text.Encoding.UTF8, leaveOpen: true))
@@ -53,98 +53,143 @@ internal static class WeightsStream
             }
         }
 
-        byte[] payload = buffer.ToArray();
+        return buffer.ToArray();
+    }
+
+    /// <summary>Writes the stream: long length, <paramref name="payload"/>, SHA-256 of the payload.</summary>
+    public static void Write(BinaryWriter output, byte[] payload)
+    {
         output.Write(payload.LongLength);
         output.Write(payload);
         output.Write(SHA256.HashData(payload));
     }
 
     /// <summary>
-    /// Reads every tensor, in stored (state-dict) order. Throws <see cref="InvalidDataException"/> when the stream is
-    /// truncated, its checksum does not match, or a tensor is malformed.
+    /// Reads every tensor, in stored (state-dict) order, verifying the SHA-256 before parsing and, for files since format
+    /// 0x00010002, that it is the hash the classifier's header recorded (<paramref name="expectedHash"/>). Every decoded
+    /// value is range-checked; any failure is a <see cref="ModelFileCorruptException"/> naming <paramref name="entry"/>.
     /// </summary>
-    public static IReadOnlyList<StoredTensor> Read(BinaryReader input)
+    public static IReadOnlyList<StoredTensor> Read(BinaryReader input, string entry, ReadOnlySpan<byte> expectedHash)
     {
-        long length = input.ReadInt64();
-        if (length < 4 || length > int.MaxValue)
+        byte[] payload;
+        try
         {
-            throw new InvalidDataException($"The S-DFP weights stream declares {length} bytes; the model file is corrupt.");
+            long length = input.ReadInt64();
+            if (length < 4 || length > ModelIntegrity.MaxBlockLength)
+            {
+                throw new ModelFileCorruptException(entry, $"declares {length} bytes of weights.");
+            }
+
+            payload = input.ReadBytes((int)length);
+            byte[] hash = input.ReadBytes(HashLength);
+            if (payload.Length != length || hash.Length != HashLength)
+            {
+                throw new ModelFileCorruptException(entry, $"is truncated ({payload.Length} of {length} bytes).");
+            }
+
+            if (!SHA256.HashData(payload).AsSpan().SequenceEqual(hash))
+            {
+                throw new ModelFileCorruptException(entry, "fails its SHA-256 check.");
+            }
+
+            if (!expectedHash.IsEmpty && !expectedHash.SequenceEqual(hash))
+            {
+                throw new ModelFileCorruptException(entry, "is intact but is not the weights stream this classifier's header recorded (entries from different models).");
+            }
+        }
+        catch (EndOfStreamException ex)
+        {
+            throw new ModelFileCorruptException(entry, "is truncated.", ex);
         }
 
-        byte[] payload = input.ReadBytes((int)length);
-        byte[] hash = input.ReadBytes(HashLength);
-        if (payload.Length != length || hash.Length != HashLength)
+        try
         {
-            throw new InvalidDataException($"The S-DFP weights stream is truncated ({payload.Length} of {length} bytes); the model file is corrupt.");
+            return ReadTensors(payload, entry);
         }
-
-        if (!SHA256.HashData(payload).AsSpan().SequenceEqual(hash))
+        catch (Exception ex) when (ex is FormatException or ArgumentException || (ex is IOException && ex is not ModelFileCorruptException))
         {
-            throw new InvalidDataException("The S-DFP weights stream fails its SHA-256 check; the model file is corrupt.");
+            throw new ModelFileCorruptException(entry, $"cannot be parsed: {ex.Message}", ex);
         }
+    }
 
-        using var reader = new BinaryReader(new MemoryStream(payload));
+    private static List<StoredTensor> ReadTensors(byte[] payload, string entry)
+    {
+        using var reader = new BinaryReader(new MemoryStream(payload, writable: false));
         int count = reader.ReadInt32();
-        if (count < 0 || count > 100_000)
-        {
-            throw new InvalidDataException($"The S-DFP weights stream declares {count} tensors; the model file is corrupt.");
-        }
-
+        Check(count is >= 1 and <= 100_000, entry, $"declares {count} tensors");
         var tensors = new List<StoredTensor>(count);
         for (int i = 0; i < count; i++)
         {
             string name = reader.ReadString();
             var kind = (StoredTensorKind)reader.ReadByte();
-            long[] shape = ReadShape(reader);
-            long elements = shape.Aggregate(1L, (a, b) => a * b);
-            if (elements < 0 || elements > payload.Length)
+            long[] shape = ReadShape(reader, entry);
+            // Saturates at 2^40 so that a damaged shape cannot overflow the size checks below.
+            long elements = shape.Aggregate(1L, (a, b) => a == 0 || b == 0 ? 0 : a > (1L << 40) / b ? 1L << 40 : a * b);
+            long remaining = reader.BaseStream.Length - reader.BaseStream.Position;
+            switch (kind)
             {
-                throw new InvalidDataException($"Tensor '{name}' declares {elements} elements; the model file is corrupt.");
+                case StoredTensorKind.Int8:
+                case StoredTensorKind.Int16:
+                    tensors.Add(ReadQuantized(reader, name, kind, shape, elements, remaining, entry));
+                    break;
+                case StoredTensorKind.Float32:
+                    Check(elements * sizeof(float) <= remaining, entry, $"declares {elements} elements for '{name}', past its end");
+                    float[] values = ReadArray<float>(reader, elements);
+                    Check(Array.TrueForAll(values, float.IsFinite), entry, $"stores non-finite values in '{name}'");
+                    tensors.Add(new StoredTensor(name, kind, shape, float32: values));
+                    break;
+                case StoredTensorKind.Int64:
+                    Check(elements * sizeof(long) <= remaining, entry, $"declares {elements} elements for '{name}', past its end");
+                    tensors.Add(new StoredTensor(name, kind, shape, int64: ReadArray<long>(reader, elements)));
+                    break;
+                default:
+                    throw new ModelFileCorruptException(entry, $"has unknown tensor kind {(byte)kind} for '{name}'.");
             }
-
-            tensors.Add(kind switch
-            {
-                StoredTensorKind.Int8 or StoredTensorKind.Int16 => ReadQuantized(reader, name, kind, shape, elements),
-                StoredTensorKind.Float32 => new StoredTensor(name, kind, shape, float32: ReadArray<float>(reader, elements)),
-                StoredTensorKind.Int64 => new StoredTensor(name, kind, shape, int64: ReadArray<long>(reader, elements)),
-                _ => throw new InvalidDataException($"Unknown tensor kind {(byte)kind} for '{name}' in the S-DFP weights stream; the model file is corrupt."),
-            });
         }
 
+        Check(reader.BaseStream.Position == payload.Length, entry, "has bytes after its last tensor");
         return tensors;
     }
 
-    private static StoredTensor ReadQuantized(BinaryReader reader, string name, StoredTensorKind kind, long[] shape, long elements)
+    private static StoredTensor ReadQuantized(BinaryReader reader, string name, StoredTensorKind kind, long[] shape, long elements, long remaining, string entry)
     {
         int bits = reader.ReadInt32();
         int exponent = reader.ReadInt32();
-        int maxBits = kind == StoredTensorKind.Int8 ? 8 : 16;
-        if (bits < 2 || bits > maxBits || exponent is < -200 or > 200)
+        Check(kind == StoredTensorKind.Int8 ? bits is >= 2 and <= 8 : bits is > 8 and <= 16, entry, $"stores '{name}' with {bits} bits in kind {kind}");
+        Check(exponent is >= ClassifierHeader.MinExponent and <= ClassifierHeader.MaxExponent, entry, $"stores '{name}' with exponent {exponent}");
+        Check(elements * (kind == StoredTensorKind.Int8 ? 1 : 2) <= remaining, entry, $"declares {elements} elements for '{name}', past its end");
+        int max = (1 << (bits - 1)) - 1, min = -(1 << (bits - 1));
+        if (kind == StoredTensorKind.Int8)
         {
-            throw new InvalidDataException($"Quantised tensor '{name}' declares {bits} bits and exponent {exponent}; the model file is corrupt.");
+            sbyte[] values = ReadArray<sbyte>(reader, elements);
+            Check(Array.TrueForAll(values, v => v >= min && v <= max), entry, $"stores integers outside {bits} bits in '{name}'");
+            return new StoredTensor(name, kind, shape, bits, exponent, int8: values);
         }
-
-        return kind == StoredTensorKind.Int8
-            ? new StoredTensor(name, kind, shape, bits, exponent, int8: ReadArray<sbyte>(reader, elements))
-            : new StoredTensor(name, kind, shape, bits, exponent, int16: ReadArray<short>(reader, elements));
+        else
+        {
+            short[] values = ReadArray<short>(reader, elements);
+            Check(Array.TrueForAll(values, v => v >= min && v <= max), entry, $"stores integers outside {bits} bits in '{name}'");
+            return new StoredTensor(name, kind, shape, bits, exponent, int16: values);
+        }
     }
 
-    private static long[] ReadShape(BinaryReader reader)
+    private static void Check(bool condition, string entry, string what)
+    {
+        if (!condition)
+        {
+            throw new ModelFileCorruptException(entry, $"{what}, which no trained model has.");
+        }
+    }
+
+    private static long[] ReadShape(BinaryReader reader, string entry)
     {
         int rank = reader.ReadInt32();
-        if (rank is < 0 or > 8)
-        {
-            throw new InvalidDataException($"Tensor rank {rank} in the S-DFP weights stream; the model file is corrupt.");
-        }
-
+        Check(rank is >= 0 and <= 8, entry, $"has a tensor of rank {rank}");
         var shape = new long[rank];
         for (int d = 0; d < rank; d++)
         {
             shape[d] = reader.ReadInt64();
-            if (shape[d] < 0)
-            {
-                throw new InvalidDataException($"Tensor dimension {shape[d]} in the S-DFP weights stream; the model file is corrupt.");
-            }
+            Check(shape[d] is >= 0 and <= int.MaxValue, entry, $"has a tensor dimension of {shape[d]}");
         }
 
         return shape;
@@ -157,7 +202,7 @@ internal static class WeightsStream
         Span<byte> bytes = MemoryMarshal.AsBytes(values.AsSpan());
         if (reader.Read(bytes) != bytes.Length)
         {
-            throw new InvalidDataException("The S-DFP weights stream ends inside a tensor; the model file is corrupt.");
+            throw new EndOfStreamException("The S-DFP weights stream ends inside a tensor.");
         }
 
         return values;

@@ -20,8 +20,9 @@ public abstract class SDfpImageClassifier : ITransformer, ICanSaveModel, IDispos
     internal const string LoaderSignature = "SDfpImageClassifier";
     internal const string ModelSignature = "SDFPICLS";
 
-    // 0x00010001: first format, loaded by the training package (its own loader signature).
-    // 0x00010002: the same layout, loaded by this package, so a scoring-only app can load it.
+    // 0x00010001: first format, loaded by the training package (its own loader signature); header not sealed.
+    // 0x00010002: loaded by this package, so a scoring-only app can load it; the header is one SHA-256-sealed block
+    //             that records the weights stream's hash (ClassifierModelFile, ClassifierHeader).
     // Bump VerWrittenCur on any layout change; raise VerReadableCur when older readers can no longer read it.
     internal const uint VerWrittenCur = 0x00010002;
     internal const uint VerReadableCur = 0x00010002;

@@ -44,18 +44,7 @@ internal static class SDfpImageClassifierLoader
     {
         ArgumentNullException.ThrowIfNull(env);
         ArgumentNullException.ThrowIfNull(ctx);
-        try
-        {
-            ctx.CheckAtModel(SDfpImageClassifier.GetVersionInfo());
-        }
-        catch (Exception ex) when (ex is FormatException or InvalidOperationException or InvalidDataException)
-        {
-            throw new InvalidDataException(
-                $"This S-DFP image classifier was written by an incompatible version of Microsoft.ML.SDfp (model format {ctx.Header.ModelVerWritten:X8}, " +
-                $"needs a reader of at least {ctx.Header.ModelVerReadable:X8}); this version ({typeof(SDfpImageClassifier).Assembly.GetName().Version}) " +
-                $"reads formats {SDfpImageClassifier.VerWeCanReadBack:X8} to {SDfpImageClassifier.VerWrittenCur:X8}. Load it with the Microsoft.ML.SDfp version that saved it, or retrain.", ex);
-        }
-
+        ClassifierModelFile.CheckVersion(ctx, SDfpImageClassifier.GetVersionInfo());
         ClassifierModelFile file = ClassifierModelFile.Read(env, ctx);
         return !t_forceOnnxRuntime && TorchSharpFactory.Value is { } torchSharp
             ? torchSharp(env, file)

@@ -134,19 +134,8 @@ public sealed class SDfpImageClassificationTransformer : SDfpImageClassifier
     {
         ArgumentNullException.ThrowIfNull(env);
         ArgumentNullException.ThrowIfNull(ctx);
-        try
-        {
-            ctx.CheckAtModel(new VersionInfo(ModelSignature, LegacyVersion, LegacyVersion, LegacyVersion, LegacyLoaderSignature,
-                typeof(SDfpImageClassificationTransformer).Assembly.FullName));
-        }
-        catch (Exception ex) when (ex is FormatException or InvalidOperationException or InvalidDataException)
-        {
-            throw new InvalidDataException(
-                $"This S-DFP image classifier was written by an incompatible version of Microsoft.ML.SDfp (model format {ctx.Header.ModelVerWritten:X8}, " +
-                $"needs a reader of at least {ctx.Header.ModelVerReadable:X8}); this loader reads format {LegacyVersion:X8}. " +
-                "Load it with the Microsoft.ML.SDfp version that saved it, or retrain.", ex);
-        }
-
+        ClassifierModelFile.CheckVersion(ctx, new VersionInfo(ModelSignature, LegacyVersion, LegacyVersion, LegacyVersion, LegacyLoaderSignature,
+            typeof(SDfpImageClassificationTransformer).Assembly.FullName));
         return FromModelFile(env, ClassifierModelFile.Read(env, ctx));
     }
 
@@ -155,18 +144,29 @@ public sealed class SDfpImageClassificationTransformer : SDfpImageClassifier
     {
         TorchSharpRuntime.EnsureLoaded();
         var architecture = (ResNetArchitecture)file.Architecture;
+        QuantizationPolicy policy;
+        try
+        {
+            policy = SDfpModelFormat.FromStored(file.Policy);
+        }
+        catch (InvalidDataException ex)
+        {
+            throw new ModelFileCorruptException(file.HeaderEntry, $"has an invalid quantisation policy: {ex.Message}", ex);
+        }
+
         ResNetModel model = ResNetFactory.Create(new ResNetOptions
         {
             Architecture = architecture,
             NumClasses = file.ClassCount,
             InputChannels = file.InputShape.Channels,
             SmallImageStem = file.SmallImageStem,
-            Quantization = SDfpModelFormat.FromStored(file.Policy),
+            Quantization = policy,
         });
         var stateDict = new Dictionary<string, torch.Tensor>(StringComparer.Ordinal);
         var quantized = new Dictionary<string, DfpTensor>(StringComparer.Ordinal);
         try
         {
+            CheckWeightsFit(model, file);
             foreach (StoredTensor stored in file.Tensors)
             {
                 if (stored.IsQuantized)
@@ -184,13 +184,18 @@ public sealed class SDfpImageClassificationTransformer : SDfpImageClassifier
             var (missing, unexpected) = model.load_state_dict(stateDict, strict: false);
             if (missing.Count > 0 || unexpected.Count > 0)
             {
-                throw new InvalidDataException(
-                    $"The S-DFP weights do not match a {architecture} with {file.ClassCount} classes (missing: {string.Join(", ", missing.Take(5))}; unexpected: {string.Join(", ", unexpected.Take(5))}); the model file is corrupt.");
+                throw new ModelFileCorruptException(file.WeightsEntry,
+                    $"does not match a {architecture} with {file.ClassCount} classes (missing: {string.Join(", ", missing.Take(5))}; unexpected: {string.Join(", ", unexpected.Take(5))}).");
             }
         }
         catch
         {
             model.Dispose();
+            foreach (DfpTensor weight in quantized.Values)
+            {
+                weight.Dispose();
+            }
+
             throw;
         }
         finally
@@ -205,5 +210,29 @@ public sealed class SDfpImageClassificationTransformer : SDfpImageClassifier
         network.Freeze(quantized, file.ActivationExponents);
         return new SDfpImageClassificationTransformer(env, network, file.Labels, file.Kind, file.VectorShape, file.FeatureColumn, file.ImagePathColumn,
             file.ScoreColumn, file.PredictedLabelColumn, file.EmbeddingColumn, file.ScoringBatchSize);
+    }
+
+    // Shapes and exponent names must be what this architecture produces, checked before any tensor is copied into the
+    // network (the reader has already checked bit widths, exponents and sizes without TorchSharp).
+    private static void CheckWeightsFit(ResNetModel model, ClassifierModelFile file)
+    {
+        var expected = model.state_dict();
+        foreach (StoredTensor stored in file.Tensors)
+        {
+            if (expected.TryGetValue(stored.Name, out var tensor) && !stored.Shape.SequenceEqual(tensor.shape))
+            {
+                throw new ModelFileCorruptException(file.WeightsEntry,
+                    $"stores '{stored.Name}' with shape [{string.Join(", ", stored.Shape)}], but a {model.Options.Architecture} has [{string.Join(", ", tensor.shape)}].");
+            }
+        }
+
+        var layers = model.named_modules().Select(m => m.name).ToHashSet(StringComparer.Ordinal);
+        foreach (string layer in file.ActivationExponents.Keys)
+        {
+            if (!layers.Contains(layer))
+            {
+                throw new ModelFileCorruptException(file.HeaderEntry, $"has an activation exponent for '{layer}', which a {model.Options.Architecture} does not have.");
+            }
+        }
     }
 }
