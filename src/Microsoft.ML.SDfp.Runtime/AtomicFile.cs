@@ -5,7 +5,10 @@ namespace Microsoft.ML.SDfp.Runtime;
 /// <summary>
 /// Writes a file so that readers see either the old or the complete new content, never a torn one:
 /// the content goes to a temporary file in the same folder, is flushed to disk, and is renamed over
-/// the target (atomic on one file system). Every file this project writes goes through here.
+/// the target (atomic on one file system). Every file this project writes goes through here. Replacing behaves like
+/// writing in place (<see cref="FileReplacement"/>): refused where a plain write is, mode and owner kept, symbolic
+/// links followed; the temporary file is <c>.&lt;name&gt;.&lt;pid&gt;.&lt;32 hex&gt;.tmp&lt;ext&gt;</c>, and such files left by a
+/// process that no longer exists are removed by the next write of the same file.
 /// </summary>
 internal static class AtomicFile
 {
@@ -28,13 +31,16 @@ internal static class AtomicFile
     public static void WriteVia(string path, Action<string> write)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(path);
-        var full = Path.GetFullPath(path);
+        var full = FileReplacement.ResolveTarget(Path.GetFullPath(path));
         var folder = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(folder);
-        var temp = Path.Combine(folder, $".{Path.GetFileNameWithoutExtension(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp{Path.GetExtension(full)}");
+        FileReplacement.CheckWritable(full);
+        FileReplacement.RemoveStale(folder, Path.GetFileName(full));
+        var temp = Path.Combine(folder, FileReplacement.TemporaryName(Path.GetFileNameWithoutExtension(full), Path.GetExtension(full)));
         try
         {
             write(temp);
+            FileReplacement.CopyAttributes(full, temp);
             File.Move(temp, full, overwrite: true);
         }
         finally

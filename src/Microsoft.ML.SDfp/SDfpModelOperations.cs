@@ -13,7 +13,10 @@ public static class SDfpModelOperations
     /// <summary>
     /// Saves like <c>Model.Save</c>, but into a temporary file in the same directory, flushed to disk, then renamed
     /// over <paramref name="filePath"/>. A crash mid-save leaves the earlier file untouched (at worst a stray
-    /// "*.tmp" file next to it); the rename is atomic on the same file system.
+    /// <c>.&lt;name&gt;.&lt;pid&gt;.&lt;32 hex digits&gt;.tmp.zip</c> next to it, which the next save of the same file removes once
+    /// that process is gone); the rename is atomic on the same file system. Like a plain write, it refuses a file this
+    /// process may not write (<see cref="UnauthorizedAccessException"/>, nothing changed), keeps the replaced file's mode
+    /// and (where permitted) owner and group, and follows a symbolic link to the file it names.
     /// </summary>
     /// <param name="catalog">The model operations catalog (<c>mlContext.Model</c>).</param>
     /// <param name="model">The fitted pipeline.</param>
