@@ -107,18 +107,47 @@ internal sealed class ImageFeatureReader
             throw new ImageDecodeException(_columnName, rowIndex, CurrentPath(), "the image bytes are empty (missing or unreadable file?).");
         }
 
-        byte[] encoded = _bytes.DenseValues().ToArray();
+        using SKBitmap decoded = Decode(_bytes.DenseValues().ToArray(), out string? problem)
+            ?? throw new ImageDecodeException(_columnName, rowIndex, CurrentPath(), problem!);
+        return FromBitmap(decoded, rgb);
+    }
+
+    /// <summary>
+    /// Decodes <paramref name="encoded"/> as <c>SKBitmap.Decode</c> does, except that a decode SkiaSharp reports as
+    /// incomplete (a truncated file, whose missing part it fills in) is a failure too. Returns null with the reason.
+    /// </summary>
+    public static SKBitmap? Decode(byte[] encoded, out string? problem)
+    {
         using SKData data = SKData.CreateCopy(encoded);
         // SKCodec.Create returns null for data it cannot recognise (SKBitmap.Decode would throw ArgumentNullException).
         using SKCodec? codec = SKCodec.Create(data);
-        using SKBitmap? decoded = codec is null ? null : SKBitmap.Decode(codec);
-        if (decoded is null)
+        if (codec is null)
         {
-            throw new ImageDecodeException(_columnName, rowIndex, CurrentPath(),
-                $"the {encoded.Length} bytes are not an image format SkiaSharp can decode{(codec is null ? string.Empty : " (the file is damaged)")}.");
+            problem = encoded.Length == 0
+                ? "the image bytes are empty (missing or unreadable file?)."
+                : $"the {encoded.Length} bytes are not an image format SkiaSharp can decode.";
+            return null;
         }
 
-        return FromBitmap(decoded, rgb);
+        SKImageInfo info = codec.Info;
+        if (info.AlphaType == SKAlphaType.Unpremul)
+        {
+            info.AlphaType = SKAlphaType.Premul;
+        }
+
+        var decoded = new SKBitmap(info);
+        SKCodecResult result = codec.GetPixels(info, decoded.GetPixels());
+        if (result == SKCodecResult.Success)
+        {
+            problem = null;
+            return decoded;
+        }
+
+        decoded.Dispose();
+        problem = result == SKCodecResult.IncompleteInput
+            ? $"the {codec.EncodedFormat} image is truncated: SkiaSharp decoded only part of its {info.Width}×{info.Height} pixels (IncompleteInput)."
+            : $"the {codec.EncodedFormat} image is damaged: SkiaSharp reports {result}.";
+        return null;
     }
 
     private bool ReadImage(Span<float> rgb, long rowIndex)

@@ -88,7 +88,8 @@ internal sealed class SDfpRowMapper : IRowToRowMapper
             long position = _input.Position;
             if (_scorer.Count == 0 || _scoredPosition != position)
             {
-                _scorer.ScoreBatch(1, null, () => Math.Max(position, 0));
+                // A row mapper's position is not a row of the user's data (for PredictionEngine it counts calls).
+                _scorer.ScoreBatch(1, null, () => -1);
                 _scoredPosition = position;
             }
 

@@ -198,6 +198,13 @@ public sealed partial class SDfpImageClassificationTrainer
         /// </summary>
         public string? CheckpointDirectory { get; set; }
 
+        /// <summary>
+        /// Skip training and validation images that cannot be decoded (empty, not an image, or truncated) instead of
+        /// failing with an <see cref="ImageInput.ImageDecodeException"/> naming the file; the log then says how many were skipped
+        /// and names the first few. Scoring never skips: see <c>mlContext.Data.SkipUndecodableImages</c>. Default false.
+        /// </summary>
+        public bool SkipUndecodableImages { get; set; }
+
         /// <summary>Rows per forward pass when scoring an IDataView. Default 64.</summary>
         public int ScoringBatchSize { get; set; } = 64;
 
@@ -221,7 +228,24 @@ public sealed partial class SDfpImageClassificationTrainer
             Require(Bits is >= 2 and <= 16, nameof(Bits), Bits, "must be in 2..16");
             Require(ValidationSetFraction is >= 0 and < 1, nameof(ValidationSetFraction), ValidationSetFraction, "must be in [0, 1)");
             Require(ScoringBatchSize >= 1, nameof(ScoringBatchSize), ScoringBatchSize, "must be at least 1");
-            ToTrainingOptions(1).Validate();
+            foreach (var (name, shift) in new[] { (nameof(WeightShift), WeightShift), (nameof(ActivationShift), ActivationShift), (nameof(ErrorShift), ErrorShift) })
+            {
+                Require(Math.Abs(shift) <= DfpFormat.MaxShiftMagnitude, name, shift, $"must be in [-{DfpFormat.MaxShiftMagnitude}, {DfpFormat.MaxShiftMagnitude}]");
+            }
+
+            try
+            {
+                ToTrainingOptions(1).Validate();
+                ToQuantizationPolicy().Validate();
+            }
+            catch (ArgumentOutOfRangeException ex)
+            {
+                // The training loop's own option types name themselves; users set these Options.
+                string text = ex.Message.Split('\n')[0];
+                int parameter = text.IndexOf(" (Parameter '", StringComparison.Ordinal);
+                text = (parameter > 0 ? text[..parameter] : text).Replace("TrainingOptions.", "SDfpImageClassificationTrainer.Options.", StringComparison.Ordinal);
+                throw new ArgumentOutOfRangeException(ex.ParamName?.Split('.')[^1], ex.ActualValue, text);
+            }
         }
 
         internal QuantizationPolicy ToQuantizationPolicy()

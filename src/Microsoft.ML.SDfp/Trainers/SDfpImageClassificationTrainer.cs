@@ -100,7 +100,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         using IChannel ch = DistributedStage.StartChannel(stage, _host, "Training");
         var clock = Stopwatch.StartNew();
 
-        DataViewSchema.Column labelColumn = CheckLabel(input.Schema, _options.LabelColumnName, "training data");
+        DataViewSchema.Column labelColumn = CheckLabel(input.Schema, _options.LabelColumnName, "training data", input);
         LabelNames labelNames = LabelNames.FromKeyColumn(labelColumn)
             ?? throw new ArgumentOutOfRangeException(nameof(input),
                 $"Label column '{labelColumn.Name}' is a key without KeyValues annotations; create it with MapValueToKey so the classes have names.");
@@ -115,6 +115,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         int width = _options.ImageWidth, height = _options.ImageHeight;
 
         DecodedImages train = Decode(input, "training data", kind, vectorShape, width, height, pathColumn, classes, stage);
+        ReportUndecodable(ch, train, "training data");
         if (train.Count == 0)
         {
             throw new InvalidOperationException(train.SkippedMissingLabels > 0
@@ -135,6 +136,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         if (_options.ValidationSet is { } validationSet)
         {
             validation = Decode(validationSet, "validation set", kind, vectorShape, width, height, pathColumn, classes, shard: null);
+            ReportUndecodable(ch, validation, "validation set");
         }
 
         float[] trainPixels = train.ToChannels(channels);
@@ -198,6 +200,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         }
 
         var trainer = new ImageClassifierTrainer(model, _options.ToTrainingOptions(seed));
+        var warned = new HashSet<TensorRole>();
         using var cancellation = new CancellationTokenSource();
         var lastProgress = Stopwatch.StartNew();
         trainer.StepCompleted += progress =>
@@ -216,6 +219,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         trainer.EpochCompleted += metrics =>
         {
             ch.Info(metrics.ToString());
+            WarnSaturation(ch, telemetry, metrics.Epoch, warned);
             _options.MetricsCallback?.Invoke(metrics);
         };
 
@@ -238,8 +242,12 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         }
         catch (TrainingDivergedException ex)
         {
+            // The loop's own advice names TrainingOptions, which these Options do not expose.
+            string where = ex.Layer is null ? string.Empty : ex.Role is null ? $" in layer '{ex.Layer}'" : $" in layer '{ex.Layer}' ({ex.Role})";
             throw new InvalidOperationException(
-                $"Training diverged: {ex.Message} Try a lower LearningRate (now {_options.LearningRate}), more warm-up epochs, or a format with more headroom (smaller shifts).", ex);
+                $"Training diverged at epoch {ex.Epoch}, step {ex.Step}: non-finite {ex.Source}{where}. Try a lower Options.LearningRate " +
+                $"(now {_options.LearningRate}), more Options.WarmupEpochs, smaller shifts (Options.WeightShift/ActivationShift/ErrorShift), " +
+                "or check the input images.", ex);
         }
         finally
         {
@@ -266,7 +274,37 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         ? "Training was cancelled through Options.CancellationToken"
         : "Training was cancelled by MLContext.CancelExecution()";
 
-    // Only sampled steps carry full statistics (others have NaN saturation); use each (layer, role)'s latest sampled record.
+    /// <summary>Share of a tensor's values clipped at the format's largest value above which training rarely recovers.</summary>
+    internal const double SaturationWarningFraction = 0.5;
+
+    // A shift too large for the bit width (e.g. ErrorShift = 8 at 8 bits) clips most values and trains to chance with
+    // no error; the telemetry shows it from the first epoch. Only sampled steps carry full statistics (others have NaN
+    // saturation), so each (layer, role)'s latest sampled record is used.
+    private void WarnSaturation(IChannel ch, QuantizationTelemetry? telemetry, int epoch, HashSet<TensorRole> warned)
+    {
+        if (telemetry is null)
+        {
+            return;
+        }
+
+        var worst = telemetry.Records.Where(s => double.IsFinite(s.SaturatedFraction))
+            .GroupBy(s => (s.Layer, s.Role)).Select(g => g.Last())
+            .Where(s => s.SaturatedFraction > SaturationWarningFraction && !warned.Contains(s.Role))
+            .GroupBy(s => s.Role).Select(g => g.MaxBy(s => s.SaturatedFraction)!);
+        foreach (var record in worst)
+        {
+            warned.Add(record.Role);
+            string option = record.Role switch
+            {
+                TensorRole.Weight => nameof(Options.WeightShift),
+                TensorRole.Activation => nameof(Options.ActivationShift),
+                _ => nameof(Options.ErrorShift),
+            };
+            ch.Warning($"Epoch {epoch}: {record.SaturatedFraction:P0} of the {record.Role} values of layer '{record.Layer}' saturate at the " +
+                $"largest {_options.Bits}-bit value (shift {record.Shift}); training usually fails to learn like this. Lower Options.{option}.");
+        }
+    }
+
     private ResNetModel CreateModel(ImageInputShape shape, int classes, long seed)
     {
         // Same seed, same initial weights: the model is created before ImageClassifierTrainer seeds torch itself.
@@ -327,6 +365,15 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         }
     }
 
+    private static void ReportUndecodable(IChannel ch, DecodedImages images, string what)
+    {
+        if (images.Undecodable.Count > 0)
+        {
+            ch.Warning($"Skipped {images.Undecodable.Count} images of the {what} that could not be decoded (Options.SkipUndecodableImages); " +
+                $"first: {string.Join(", ", images.Undecodable.Take(5).Select(p => $"'{p}'"))}.");
+        }
+    }
+
     private static (float[] Mean, float[] Std) ChannelStatistics(float[] pixels, ImageInputShape shape)
     {
         int plane = shape.Height * shape.Width;
@@ -375,7 +422,8 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         var rgb = new float[reader.RgbSize];
         while (cursor.MoveNext())
         {
-            if ((cursor.Position & 63) == 0 && IsCanceled())
+            // Per image: one large image can take a second to decode.
+            if (IsCanceled())
             {
                 throw new OperationCanceledException($"{CancelMessage} while decoding the {what}.");
             }
@@ -392,14 +440,24 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
                 continue;
             }
 
-            bool grey = reader.Read(rgb, cursor.Position);
+            bool grey;
+            try
+            {
+                grey = reader.Read(rgb, cursor.Position);
+            }
+            catch (ImageDecodeException ex) when (_options.SkipUndecodableImages)
+            {
+                result.Undecodable.Add(ex.Path ?? $"row {ex.Row}");
+                continue;
+            }
+
             result.Add(rgb, key - 1, grey);
         }
 
         return result;
     }
 
-    private static DataViewSchema.Column CheckLabel(DataViewSchema schema, string name, string what)
+    private static DataViewSchema.Column CheckLabel(DataViewSchema schema, string name, string what, IDataView? data = null)
     {
         DataViewSchema.Column column = schema.GetColumnOrNull(name)
             ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' not found in the {what} (columns: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => $"'{c.Name}'"))}).");
@@ -410,10 +468,23 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
 
         if (key.Count < 2)
         {
-            throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' has {key.Count} class(es); image classification needs at least 2.");
+            // MapValueToKey fitted on no rows still makes a key of one value, so an empty set would read "1 class".
+            if (data is not null && IsEmpty(data))
+            {
+                throw new ArgumentOutOfRangeException(nameof(schema), $"The {what} is empty: it has no rows to train on.");
+            }
+
+            throw new ArgumentOutOfRangeException(nameof(schema),
+                $"Label column '{name}' has only {key.Count} class{(key.Count == 1 ? string.Empty : "es")}; image classification needs at least 2.");
         }
 
         return column;
+    }
+
+    private static bool IsEmpty(IDataView data)
+    {
+        using DataViewRowCursor cursor = data.GetRowCursor(Array.Empty<DataViewSchema.Column>());
+        return !cursor.MoveNext();
     }
 
     private static string NotKeyMessage(string name, DataViewType type) =>
@@ -476,6 +547,9 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         public bool AllGrey { get; private set; } = true;
 
         public int SkippedMissingLabels { get; set; }
+
+        /// <summary>Files (or rows) skipped because of Options.SkipUndecodableImages.</summary>
+        public List<string> Undecodable { get; } = new();
 
         public long[] Labels => _labels;
 
