@@ -107,7 +107,7 @@ internal sealed class ImageFeatureReader
             throw new ImageDecodeException(_columnName, rowIndex, CurrentPath(), "the image bytes are empty (missing or unreadable file?).");
         }
 
-        using SKBitmap decoded = Decode(_bytes.DenseValues().ToArray(), out string? problem)
+        using SKBitmap decoded = Decode(_bytes.IsDense ? _bytes.GetValues() : _bytes.DenseValues().ToArray(), out string? problem)
             ?? throw new ImageDecodeException(_columnName, rowIndex, CurrentPath(), problem!);
         return FromBitmap(decoded, rgb);
     }
@@ -116,7 +116,7 @@ internal sealed class ImageFeatureReader
     /// Decodes <paramref name="encoded"/> as <c>SKBitmap.Decode</c> does, except that a decode SkiaSharp reports as
     /// incomplete (a truncated file, whose missing part it fills in) is a failure too. Returns null with the reason.
     /// </summary>
-    public static SKBitmap? Decode(byte[] encoded, out string? problem)
+    public static SKBitmap? Decode(ReadOnlySpan<byte> encoded, out string? problem)
     {
         using SKData data = SKData.CreateCopy(encoded);
         // SKCodec.Create returns null for data it cannot recognise (SKBitmap.Decode would throw ArgumentNullException).

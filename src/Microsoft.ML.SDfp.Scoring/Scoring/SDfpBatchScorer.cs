@@ -42,7 +42,7 @@ internal sealed class SDfpBatchScorer
     public void ScoreBatch(int maxRows, Func<bool>? moveNext, Func<long> rowIndex)
     {
         int size = _rgb.Length;
-        if (_images.Length < maxRows * size)
+        if (_images.Length != maxRows * size)
         {
             _images = new float[maxRows * size];
         }

@@ -151,8 +151,11 @@ internal sealed class SDfpNetwork : IImageScoringEngine
                 DfpFormat format = layer.Activation;
                 int exponent = _activationExponents[layer.Path];
                 layer.Layer.Config = QuantizationConfig.Fp32;
-                var hook = layer.Module.register_forward_pre_hook((_, input) => Dfp.FakeQuantize(input, format, exponent));
+                // Same grid as Dfp.FakeQuantize(input, format, exponent) (tested bit for bit), without per-call scalars.
+                var quantizer = new StaticActivationQuantizer(format, exponent);
+                var hook = layer.Module.register_forward_pre_hook((_, input) => quantizer.Quantize(input));
                 _hookRemovers.Add(hook.remove);
+                _hookRemovers.Add(quantizer.Dispose);
             }
         }
     }
@@ -212,7 +215,9 @@ internal sealed class SDfpNetwork : IImageScoringEngine
         {
             using var scope = torch.NewDisposeScope();
             using var noGrad = torch.no_grad();
-            Tensor x = torch.tensor(images.AsSpan(0, count * InputShape.Size).ToArray(), new long[] { count, InputShape.Channels, InputShape.Height, InputShape.Width });
+            long[] shape = [count, InputShape.Channels, InputShape.Height, InputShape.Width];
+            // A full buffer is used as it is (a PredictionEngine's one image every call); a partial batch is copied.
+            Tensor x = torch.tensor(images.Length == count * InputShape.Size ? images : images.AsSpan(0, count * InputShape.Size).ToArray(), shape);
             Tensor features = Model.Features(x);
             float[]? embeddings = wantEmbeddings ? features.contiguous().data<float>().ToArray() : null;
             float[]? probabilities = null;
