@@ -119,9 +119,13 @@ public sealed class QuantizedConv2d : nn.Module<Tensor, Tensor>, IQuantizedLayer
     public override Tensor forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        if (input.dim() != 4 || input.shape[1] != InChannels)
+        if (input.dim() != 4 || input.size(1) != InChannels)
             throw new ArgumentException(
                 $"Layer '{LayerName}' expects input [N, {InChannels}, H, W], got [{string.Join(", ", input.shape)}].", nameof(input));
+        // Nothing to quantise (FP32, or a frozen scoring network): no dispose scope, which is most of a layer's
+        // managed allocation when scoring one image.
+        if (Config.IsFp32)
+            return nn.functional.conv2d(input, weight, bias, _stride, _padding, _dilation, _groups);
         using var scope = NewDisposeScope();
         var a = _quantizers.Activation(input);
         var w = _quantizers.Weight(weight);

@@ -85,9 +85,12 @@ public sealed class QuantizedLinear : nn.Module<Tensor, Tensor>, IQuantizedLayer
     public override Tensor forward(Tensor input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        if (input.dim() < 1 || input.shape[^1] != InFeatures)
+        if (input.dim() < 1 || input.size(-1) != InFeatures)
             throw new ArgumentException(
                 $"Layer '{LayerName}' expects input [..., {InFeatures}], got [{string.Join(", ", input.shape)}].", nameof(input));
+        // Nothing to quantise (FP32, or a frozen scoring network): skip the dispose scope.
+        if (Config.IsFp32)
+            return nn.functional.linear(input, weight, bias);
         using var scope = NewDisposeScope();
         var a = _quantizers.Activation(input);
         var w = _quantizers.Weight(weight);
