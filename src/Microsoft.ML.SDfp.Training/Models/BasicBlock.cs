@@ -49,11 +49,31 @@ internal sealed class BasicBlock : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor input)
     {
+        if (!is_grad_enabled())
+        {
+            return Infer(input);
+        }
+
         // Frees the block's intermediate handles as soon as it returns (autograd keeps what it needs).
         using var scope = NewDisposeScope();
         var identity = downsample is null ? input : downsample.call(input);
         var x = nn.functional.relu(bn1.call(conv1.call(input)));
         x = bn2.call(conv2.call(x));
         return nn.functional.relu(x.add(identity)).MoveToOuterDisposeScope();
+    }
+
+    // Without a graph each intermediate is freed as soon as the next one exists, the same arithmetic as forward.
+    // Scoring one image calls this once per block: disposing as it goes keeps the enclosing dispose scope small,
+    // where a scope of its own would grow its tracking set every call.
+    private Tensor Infer(Tensor input)
+    {
+        using Tensor? projected = downsample?.call(input);
+        using Tensor c1 = conv1.call(input);
+        using Tensor b1 = bn1.call(c1);
+        using Tensor r1 = nn.functional.relu(b1);
+        using Tensor c2 = conv2.call(r1);
+        using Tensor b2 = bn2.call(c2);
+        using Tensor sum = b2.add(projected ?? input);
+        return nn.functional.relu(sum);
     }
 }
