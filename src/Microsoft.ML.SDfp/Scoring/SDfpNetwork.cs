@@ -30,6 +30,9 @@ namespace Microsoft.ML.SDfp.Scoring;
 /// </remarks>
 internal sealed class SDfpNetwork : IImageScoringEngine
 {
+    [ThreadStatic]
+    private static float[]? t_images;
+
     private readonly object _lock = new();
     private readonly List<Action> _hookRemovers = new();
     private readonly Dictionary<string, DfpTensor> _frozen = new(StringComparer.Ordinal);
@@ -236,7 +239,9 @@ internal sealed class SDfpNetwork : IImageScoringEngine
     {
         int size = InputShape.Size;
         int rgbSize = 3 * InputShape.Height * InputShape.Width;
-        var images = new float[count * size];
+        // One buffer per thread, reused while the batch size stays (a PredictionEngine's every call): a new one per
+        // call was 3 KB of the managed allocations per 28×28 prediction. Forward copies it into a tensor it disposes.
+        float[] images = t_images is { } buffer && buffer.Length == count * size ? buffer : t_images = new float[count * size];
         for (int i = 0; i < count; i++)
         {
             Span<float> image = images.AsSpan(i * size, size);
