@@ -54,7 +54,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
 
         if (!label.IsKey)
         {
-            throw new ArgumentOutOfRangeException(nameof(inputSchema), NotKeyMessage(_options.LabelColumnName, label.ItemType));
+            throw new ArgumentOutOfRangeException(nameof(inputSchema), TrainingSchema.NotKeyMessage(_options.LabelColumnName, label.ItemType));
         }
 
         if (!inputSchema.TryFindColumn(_options.FeatureColumnName, out SchemaShape.Column _))
@@ -100,7 +100,7 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         using IChannel ch = DistributedStage.StartChannel(stage, _host, "Training");
         var clock = Stopwatch.StartNew();
 
-        DataViewSchema.Column labelColumn = CheckLabel(input.Schema, _options.LabelColumnName, "training data", input);
+        DataViewSchema.Column labelColumn = TrainingSchema.CheckLabel(input.Schema, _options.LabelColumnName, "training data", input);
         LabelNames labelNames = LabelNames.FromKeyColumn(labelColumn)
             ?? throw new ArgumentOutOfRangeException(nameof(input),
                 $"Label column '{labelColumn.Name}' is a key without KeyValues annotations; create it with MapValueToKey so the classes have names.");
@@ -108,14 +108,14 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         ImageColumnKind kind = ImageColumn.ResolveKind(input.Schema, _options.FeatureColumnName, _options.FeatureVectorShape, out ImageInputShape vectorShape);
         if (_options.ValidationSet is { } validationView)
         {
-            CheckValidationSchema(input.Schema, validationView.Schema, labelNames, kind, vectorShape);
+            TrainingSchema.CheckValidationSet(_options, input.Schema, validationView.Schema, labelNames, kind, vectorShape);
         }
 
         string? pathColumn = ImageColumn.ResolvePathColumnName(input.Schema, _options.ImagePathColumnName);
         int width = _options.ImageWidth, height = _options.ImageHeight;
 
         DecodedImages train = Decode(input, "training data", kind, vectorShape, width, height, pathColumn, classes, stage);
-        ReportUndecodable(ch, train, "training data");
+        train.ReportUndecodable(ch, "training data");
         if (train.Count == 0)
         {
             throw new InvalidOperationException(train.SkippedMissingLabels > 0
@@ -136,28 +136,28 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         if (_options.ValidationSet is { } validationSet)
         {
             validation = Decode(validationSet, "validation set", kind, vectorShape, width, height, pathColumn, classes, shard: null);
-            ReportUndecodable(ch, validation, "validation set");
+            validation.ReportUndecodable(ch, "validation set");
         }
 
         float[] trainPixels = train.ToChannels(channels);
-        (float[] mean, float[] std) = ChannelStatistics(trainPixels, inputShape);
+        (float[] mean, float[] std) = ChannelStatistics.Compute(trainPixels, inputShape);
         // Distributed: rank 0's shard, a 1/P sample of the rows, sets the normalisation of every rank's network.
         stage?.FromRankZero(mean);
         stage?.FromRankZero(std);
         var network = new SDfpNetwork(CreateModel(inputShape, classes, seed), inputShape, mean, std);
-        NormalizeAll(network, trainPixels, train.Count);
+        ChannelStatistics.NormalizeAll(network, trainPixels, train.Count);
         float[]? validationPixels = validation?.ToChannels(channels);
         if (validationPixels is not null)
         {
-            NormalizeAll(network, validationPixels, validation!.Count);
+            ChannelStatistics.NormalizeAll(network, validationPixels, validation!.Count);
         }
 
         ch.Info($"Decoded {train.Count} training images{(validation is not null ? $" and {validation.Count} validation images" : string.Empty)} to {inputShape} in {clock.Elapsed.TotalSeconds:F1}s; {classes} classes; {_options.Architecture}, {network.Model.Options.Quantization.Layers}.");
 
         try
         {
-            using ImageDataset all = MakeDataset(trainPixels, train.Labels, train.Count, inputShape, classes);
-            (ImageDataset trainSet, ImageDataset? validationSetData, bool ownsSplit) = Split(all, validationPixels, validation, inputShape, classes, seed, ch);
+            using ImageDataset all = ValidationSplit.MakeDataset(trainPixels, train.Labels, train.Count, inputShape, classes);
+            (ImageDataset trainSet, ImageDataset? validationSetData, bool ownsSplit) = ValidationSplit.Split(_options, all, validationPixels, validation, inputShape, classes, seed, ch);
             try
             {
                 Train(ch, network, trainSet, validationSetData, seed);
@@ -319,91 +319,6 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         });
     }
 
-    private (ImageDataset Train, ImageDataset? Validation, bool OwnsTrain) Split(ImageDataset all, float[]? validationPixels, DecodedImages? validation,
-        ImageInputShape shape, int classes, long seed, IChannel ch)
-    {
-        if (validationPixels is not null)
-        {
-            return (all, MakeDataset(validationPixels, validation!.Labels, validation.Count, shape, classes), false);
-        }
-
-        int held = (int)Math.Round(all.Count * _options.ValidationSetFraction);
-        if (held == 0 || all.Count - held < 2)
-        {
-            if (_options.EarlyStoppingPatience is not null)
-            {
-                throw new InvalidOperationException("Early stopping needs validation data: set ValidationSet or a ValidationSetFraction that holds out at least one row.");
-            }
-
-            return (all, null, false);
-        }
-
-        // A seeded permutation, so the split is random across classes but repeatable.
-        using var scope = torch.NewDisposeScope();
-        using var generator = new torch.Generator(unchecked((ulong)seed + 7919));
-        var order = torch.randperm(all.Count, generator: generator);
-        var validationIndex = order.slice(0, 0, held, 1);
-        var trainIndex = order.slice(0, held, all.Count, 1);
-        var train = new ImageDataset(all.Images.index_select(0, trainIndex).MoveToOuterDisposeScope(),
-            all.Labels.index_select(0, trainIndex).MoveToOuterDisposeScope(), classes);
-        var heldOut = new ImageDataset(all.Images.index_select(0, validationIndex).MoveToOuterDisposeScope(),
-            all.Labels.index_select(0, validationIndex).MoveToOuterDisposeScope(), classes);
-        ch.Info($"Held out {held} of {all.Count} training rows for validation (ValidationSetFraction = {_options.ValidationSetFraction}).");
-        return (train, heldOut, true);
-    }
-
-    private static ImageDataset MakeDataset(float[] pixels, long[] labels, int count, ImageInputShape shape, int classes) =>
-        new(torch.tensor(pixels.AsSpan(0, count * shape.Size).ToArray(), new long[] { count, shape.Channels, shape.Height, shape.Width }),
-            torch.tensor(labels.AsSpan(0, count).ToArray(), new long[] { count }), classes);
-
-    private static void NormalizeAll(SDfpNetwork network, float[] pixels, int count)
-    {
-        int size = network.InputShape.Size;
-        for (int i = 0; i < count; i++)
-        {
-            network.Normalize(pixels.AsSpan(i * size, size));
-        }
-    }
-
-    private static void ReportUndecodable(IChannel ch, DecodedImages images, string what)
-    {
-        if (images.Undecodable.Count > 0)
-        {
-            ch.Warning($"Skipped {images.Undecodable.Count} images of the {what} that could not be decoded (Options.SkipUndecodableImages); " +
-                $"first: {string.Join(", ", images.Undecodable.Take(5).Select(p => $"'{p}'"))}.");
-        }
-    }
-
-    private static (float[] Mean, float[] Std) ChannelStatistics(float[] pixels, ImageInputShape shape)
-    {
-        int plane = shape.Height * shape.Width;
-        int count = pixels.Length / shape.Size;
-        var mean = new float[shape.Channels];
-        var std = new float[shape.Channels];
-        for (int c = 0; c < shape.Channels; c++)
-        {
-            double sum = 0, sumSquares = 0;
-            for (int i = 0; i < count; i++)
-            {
-                ReadOnlySpan<float> channel = pixels.AsSpan((i * shape.Size) + (c * plane), plane);
-                foreach (float v in channel)
-                {
-                    sum += v;
-                    sumSquares += (double)v * v;
-                }
-            }
-
-            double n = (double)count * plane;
-            double m = sum / n;
-            double variance = Math.Max(0, (sumSquares / n) - (m * m));
-            mean[c] = (float)m;
-            // A constant channel (e.g. blank images) would divide by zero; unit scale keeps it finite.
-            std[c] = variance > 1e-12 ? (float)Math.Sqrt(variance) : 1f;
-        }
-
-        return (mean, std);
-    }
-
     private DecodedImages Decode(IDataView data, string what, ImageColumnKind kind, ImageInputShape vectorShape, int width, int height,
         string? pathColumn, int classes, DistributedStage? shard)
     {
@@ -455,135 +370,5 @@ public sealed partial class SDfpImageClassificationTrainer : IEstimator<SDfpImag
         }
 
         return result;
-    }
-
-    private static DataViewSchema.Column CheckLabel(DataViewSchema schema, string name, string what, IDataView? data = null)
-    {
-        DataViewSchema.Column column = schema.GetColumnOrNull(name)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Label column '{name}' not found in the {what} (columns: {string.Join(", ", schema.Where(c => !c.IsHidden).Select(c => $"'{c.Name}'"))}).");
-        if (column.Type is not KeyDataViewType key)
-        {
-            throw new ArgumentOutOfRangeException(nameof(schema), NotKeyMessage(name, column.Type));
-        }
-
-        if (key.Count < 2)
-        {
-            // MapValueToKey fitted on no rows still makes a key of one value, so an empty set would read "1 class".
-            if (data is not null && IsEmpty(data))
-            {
-                throw new ArgumentOutOfRangeException(nameof(schema), $"The {what} is empty: it has no rows to train on.");
-            }
-
-            throw new ArgumentOutOfRangeException(nameof(schema),
-                $"Label column '{name}' has only {key.Count} class{(key.Count == 1 ? string.Empty : "es")}; image classification needs at least 2.");
-        }
-
-        return column;
-    }
-
-    private static bool IsEmpty(IDataView data)
-    {
-        using DataViewRowCursor cursor = data.GetRowCursor(Array.Empty<DataViewSchema.Column>());
-        return !cursor.MoveNext();
-    }
-
-    private static string NotKeyMessage(string name, DataViewType type) =>
-        $"Label column '{name}' has type {type}, but SDfpImageClassification needs a key-typed label. Add mlContext.Transforms.Conversion.MapValueToKey(\"{name}\") before the trainer.";
-
-    private void CheckValidationSchema(DataViewSchema train, DataViewSchema validation, LabelNames trainLabels, ImageColumnKind kind, ImageInputShape vectorShape)
-    {
-        DataViewSchema.Column label;
-        try
-        {
-            label = CheckLabel(validation, _options.LabelColumnName, "validation set");
-        }
-        catch (ArgumentOutOfRangeException ex)
-        {
-            throw new ArgumentOutOfRangeException(nameof(Options.ValidationSet), $"The validation set's schema differs from the training data: {ex.Message}");
-        }
-
-        if (LabelNames.FromKeyColumn(label) is not { } names || !names.SameAs(trainLabels))
-        {
-            throw new ArgumentOutOfRangeException(nameof(Options.ValidationSet),
-                $"The validation set's schema differs from the training data: label column '{label.Name}' has type {label.Type} with different key values than the training data's {train[label.Name].Type}. Transform both with the same fitted MapValueToKey.");
-        }
-
-        if (validation.GetColumnOrNull(_options.FeatureColumnName) is not { } feature)
-        {
-            throw new ArgumentOutOfRangeException(nameof(Options.ValidationSet),
-                $"The validation set's schema differs from the training data: image column '{_options.FeatureColumnName}' is missing.");
-        }
-
-        ImageColumnKind validationKind;
-        ImageInputShape validationShape;
-        try
-        {
-            validationKind = ImageColumn.ResolveKind(validation, feature.Name, _options.FeatureVectorShape, out validationShape);
-        }
-        catch (ArgumentOutOfRangeException)
-        {
-            validationKind = (ImageColumnKind)(-1);
-            validationShape = default;
-        }
-
-        if (validationKind != kind || validationShape != vectorShape)
-        {
-            throw new ArgumentOutOfRangeException(nameof(Options.ValidationSet),
-                $"The validation set's schema differs from the training data: image column '{feature.Name}' has type {feature.Type} there but {train[feature.Name].Type} in the training data.");
-        }
-    }
-
-    /// <summary>Decoded RGB images (3×H×W each) and 0-based labels, grown as rows are read.</summary>
-    private sealed class DecodedImages
-    {
-        private readonly int _rgbSize;
-        private float[] _pixels = new float[1024];
-        private long[] _labels = new long[16];
-
-        public DecodedImages(int rgbSize) => _rgbSize = rgbSize;
-
-        public int Count { get; private set; }
-
-        public bool AllGrey { get; private set; } = true;
-
-        public int SkippedMissingLabels { get; set; }
-
-        /// <summary>Files (or rows) skipped because of Options.SkipUndecodableImages.</summary>
-        public List<string> Undecodable { get; } = new();
-
-        public long[] Labels => _labels;
-
-        public void Add(ReadOnlySpan<float> rgb, long label, bool grey)
-        {
-            if ((long)(Count + 1) * _rgbSize > _pixels.Length)
-            {
-                Array.Resize(ref _pixels, (int)Math.Min(Array.MaxLength, Math.Max((long)(Count + 1) * _rgbSize, 2L * _pixels.Length)));
-                Array.Resize(ref _labels, Math.Max(Count + 1, 2 * _labels.Length));
-            }
-
-            if (Count >= _labels.Length)
-            {
-                Array.Resize(ref _labels, 2 * _labels.Length);
-            }
-
-            rgb.CopyTo(_pixels.AsSpan(Count * _rgbSize, _rgbSize));
-            _labels[Count] = label;
-            AllGrey &= grey;
-            Count++;
-        }
-
-        /// <summary>The images at the model's channel count (luma for 1, RGB for 3), contiguous.</summary>
-        public float[] ToChannels(int channels)
-        {
-            int plane = _rgbSize / 3;
-            int size = channels * plane;
-            var output = new float[(long)Count * size];
-            for (int i = 0; i < Count; i++)
-            {
-                ImageFeatureReader.ToModelChannels(_pixels.AsSpan(i * _rgbSize, _rgbSize), output.AsSpan(i * size, size), channels);
-            }
-
-            return output;
-        }
     }
 }
