@@ -64,17 +64,10 @@ public static class SDfpModelOperations
 
     private static string Describe(Exception ex)
     {
-        if (Flatten(ex).OfType<ModelFileCorruptException>().FirstOrDefault() is { } corrupt)
+        // Our own refusals are typed; only the zip reader's and ML.NET's errors are recognised by their text.
+        if (Flatten(ex).FirstOrDefault(e => e is ModelFileCorruptException or IncompatibleModelVersionException) is { } ours)
         {
-            return corrupt.Message;
-        }
-
-        for (Exception? e = ex; e is not null; e = e.InnerException)
-        {
-            if (e.Message.Contains("S-DFP", StringComparison.Ordinal))
-            {
-                return e.Message;
-            }
+            return ours.Message;
         }
 
         string all = string.Join(" ", Flatten(ex).Select(e => e.Message));

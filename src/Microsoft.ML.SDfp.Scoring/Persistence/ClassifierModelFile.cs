@@ -128,7 +128,7 @@ internal sealed class ClassifierModelFile
         }
         catch (Exception ex) when (ex is FormatException or InvalidOperationException or InvalidDataException)
         {
-            throw new InvalidDataException(
+            throw new IncompatibleModelVersionException(
                 $"This S-DFP image classifier was written by an incompatible version of Microsoft.ML.SDfp (model format {written:X8}, " +
                 $"needs a reader of at least {readable:X8}), or its version fields in '{entry}' are damaged; this loader " +
                 $"({version.LoaderSignature}, {typeof(ClassifierModelFile).Assembly.GetName().Version}) reads formats {version.VerWeCanReadBack:X8} to " +
@@ -164,7 +164,7 @@ internal sealed class ClassifierModelFile
         LabelNames labels;
         using (var block = new MemoryStream(header.LabelBlock, writable: false))
         {
-            labels = LabelNames.Load(env, block);
+            labels = LabelNames.Load(env, block, entry);
         }
 
         if (labels.Count != header.Classes)
@@ -247,7 +247,7 @@ internal sealed class ClassifierModelFile
         float[] mean = ReadFloats(r, entry);
         float[] std = ReadFloats(r, entry);
         using var labels = new MemoryStream();
-        LabelNames.Load(env, r.BaseStream).Save(env, labels);
+        LabelNames.Load(env, r.BaseStream, entry).Save(env, labels);
         var header = new ClassifierHeader
         {
             Kind = kind, VectorShape = vectorShape, FeatureColumn = featureColumn, PathColumn = pathColumn, ScoreColumn = scoreColumn,

@@ -1,6 +1,7 @@
 using System.Reflection;
 using Microsoft.ML.Data;
 using Microsoft.ML.Data.IO;
+using Microsoft.ML.SDfp.Persistence;
 
 namespace Microsoft.ML.SDfp.Scoring;
 
@@ -106,8 +107,8 @@ internal sealed class LabelNames
         return null;
     }
 
-    /// <summary>Reads what <see cref="Save"/> wrote.</summary>
-    public static LabelNames Load(Microsoft.ML.Runtime.IHostEnvironment env, Stream stream)
+    /// <summary>Reads what <see cref="Save"/> wrote; a failure is a <see cref="ModelFileCorruptException"/> naming <paramref name="entry"/>.</summary>
+    public static LabelNames Load(Microsoft.ML.Runtime.IHostEnvironment env, Stream stream, string entry)
     {
         var saver = new BinarySaver(env, new BinarySaver.Arguments());
         if (saver.TryLoadTypeAndValue(stream, out DataViewType type, out object value) && type is VectorDataViewType vector && value is not null)
@@ -115,7 +116,7 @@ internal sealed class LabelNames
             return new LabelNames(vector, value);
         }
 
-        throw new InvalidDataException("The label values stored in the S-DFP model cannot be read; the model file is corrupt.");
+        throw new ModelFileCorruptException(entry, "has label values that cannot be read.");
     }
 
     private static object Invoke(string method, Type typeArgument, params object[] arguments)
