@@ -12,6 +12,8 @@ namespace Microsoft.ML.SDfp.ImageInput;
 /// </summary>
 internal sealed class ImageFeatureReader
 {
+    private const float InverseByteScale = 1f / 255f;
+
     private readonly string _columnName;
     private readonly ImageColumnKind _kind;
     private readonly ImageInputShape _vectorShape;
@@ -216,9 +218,11 @@ internal sealed class ImageFeatureReader
                     byte r = pixels[p], g = pixels[p + 1], b = pixels[p + 2];
                     grey &= r == g && g == b;
                     int i = (y * _width) + x;
-                    rgb[i] = r / 255f;
-                    rgb[plane + i] = g / 255f;
-                    rgb[(2 * plane) + i] = b / 255f;
+                    // A multiply by the float 1/255, as ML.NET's ExtractPixels(scaleImage: 1 / 255f) does, so that the
+                    // LoadImages → ExtractPixels → ApplyOnnxModel recipe feeds an exported model the same bits.
+                    rgb[i] = r * InverseByteScale;
+                    rgb[plane + i] = g * InverseByteScale;
+                    rgb[(2 * plane) + i] = b * InverseByteScale;
                 }
             }
 
