@@ -20,61 +20,25 @@ public sealed class ModelFuzzTests(TrainedModelFixture fixture, Xunit.Abstractio
     [Fact]
     public void Every_16th_byte_of_the_zip_flipped_fails_LoadChecked_naming_the_entry_or_scores_finite_values()
     {
-        string original = Path.Combine(_dir, "model.zip");
-        fixture.Ml.Model.SaveAtomically(fixture.Model, fixture.TrainData.Schema, original);
-        byte[] bytes = File.ReadAllBytes(original);
-        string path = Path.Combine(_dir, "damaged.zip");
-        var ml = new MLContext(seed: 1);
-        IDataView rows = ml.Data.TakeRows(fixture.TestData, 2);
-        (int weightsStart, int weightsEnd) = CompressedRange(bytes, "SDfpWeights");
-        int failed = 0, loaded = 0, namedEntry = 0;
-        for (int offset = 0; offset < bytes.Length; offset += Stride(offset, weightsStart, weightsEnd))
+        int namedEntry = 0;
+        var (size, failed, loaded) = FlipEvery16thByte((ml, path) => ml.Model.LoadChecked(path, out _), (offset, path, error) =>
         {
-            byte[] damaged = (byte[])bytes.Clone();
-            damaged[offset] ^= (byte)(1 << (offset / 16 % 8));
-            File.WriteAllBytes(path, damaged);
-            Exception? error = LoadAndScore(() => ml.Model.LoadChecked(path, out _), ml, rows, $"byte {offset}");
-            if (error is null)
-            {
-                loaded++;
-                continue;
-            }
-
-            failed++;
             Assert.True(error is InvalidDataException && error.Message.Contains(path, StringComparison.Ordinal),
                 $"byte {offset}: not the stage's error: {error}");
             namedEntry += error.InnerException is ModelFileCorruptException ? 1 : 0;
-        }
+        });
 
-        output.WriteLine($"{bytes.Length} bytes, {failed + loaded} flips: {failed} refused ({namedEntry} naming an entry), {loaded} loaded and scored finite values");
+        output.WriteLine($"{size} bytes, {failed + loaded} flips: {failed} refused ({namedEntry} naming an entry), {loaded} loaded and scored finite values");
         Assert.True(namedEntry > failed / 2, "most flips land in entry data and must be reported against their entry");
     }
 
     [Fact]
     public void Every_16th_byte_of_the_zip_flipped_fails_LoadWithOnnxRuntime_naming_the_entry_or_scores_finite_values()
     {
-        string original = Path.Combine(_dir, "model.zip");
-        fixture.Ml.Model.SaveAtomically(fixture.Model, fixture.TrainData.Schema, original);
-        byte[] bytes = File.ReadAllBytes(original);
-        string path = Path.Combine(_dir, "damaged.zip");
-        var ml = new MLContext(seed: 1);
-        IDataView rows = ml.Data.TakeRows(fixture.TestData, 2);
-        (int weightsStart, int weightsEnd) = CompressedRange(bytes, "SDfpWeights");
-        int failed = 0, loaded = 0, namedEntry = 0;
+        int namedEntry = 0;
         var others = new Dictionary<string, int>();
-        for (int offset = 0; offset < bytes.Length; offset += Stride(offset, weightsStart, weightsEnd))
+        var (size, failed, loaded) = FlipEvery16thByte((ml, path) => ml.Model.LoadWithOnnxRuntime(path, out _), (_, _, error) =>
         {
-            byte[] damaged = (byte[])bytes.Clone();
-            damaged[offset] ^= (byte)(1 << (offset / 16 % 8));
-            File.WriteAllBytes(path, damaged);
-            Exception? error = LoadAndScore(() => ml.Model.LoadWithOnnxRuntime(path, out _), ml, rows, $"byte {offset}");
-            if (error is null)
-            {
-                loaded++;
-                continue;
-            }
-
-            failed++;
             if (Flatten(error).OfType<ModelFileCorruptException>().Any())
             {
                 namedEntry++;
@@ -84,11 +48,45 @@ public sealed class ModelFuzzTests(TrainedModelFixture fixture, Xunit.Abstractio
                 string type = error.GetType().Name;
                 others[type] = others.GetValueOrDefault(type) + 1;
             }
-        }
+        });
 
-        output.WriteLine($"{bytes.Length} bytes, {failed + loaded} flips: {failed} refused ({namedEntry} naming an entry; others: " +
+        output.WriteLine($"{size} bytes, {failed + loaded} flips: {failed} refused ({namedEntry} naming an entry; others: " +
             $"{string.Join(", ", others.Select(kv => $"{kv.Value} {kv.Key}"))}), {loaded} loaded and scored finite values");
         Assert.True(namedEntry > failed / 2, "most flips land in entry data and must be reported against their entry");
+    }
+
+    /// <summary>
+    /// Saves the fixture's model, flips one bit in every 16th byte (sparser inside the weights' compressed data) and loads
+    /// each damaged copy with <paramref name="load"/>: a load that works must score finite values, a refusal goes to
+    /// <paramref name="refused"/> (byte offset, file, error).
+    /// </summary>
+    private (int Size, int Failed, int Loaded) FlipEvery16thByte(Func<MLContext, string, ITransformer> load, Action<int, string, Exception> refused)
+    {
+        string original = Path.Combine(_dir, "model.zip");
+        fixture.Ml.Model.SaveAtomically(fixture.Model, fixture.TrainData.Schema, original);
+        byte[] bytes = File.ReadAllBytes(original);
+        string path = Path.Combine(_dir, "damaged.zip");
+        var ml = new MLContext(seed: 1);
+        IDataView rows = ml.Data.TakeRows(fixture.TestData, 2);
+        (int weightsStart, int weightsEnd) = CompressedRange(bytes, "SDfpWeights");
+        int failed = 0, loaded = 0;
+        for (int offset = 0; offset < bytes.Length; offset += Stride(offset, weightsStart, weightsEnd))
+        {
+            byte[] damaged = (byte[])bytes.Clone();
+            damaged[offset] ^= (byte)(1 << (offset / 16 % 8));
+            File.WriteAllBytes(path, damaged);
+            Exception? error = LoadAndScore(() => load(ml, path), ml, rows, $"byte {offset}");
+            if (error is null)
+            {
+                loaded++;
+                continue;
+            }
+
+            failed++;
+            refused(offset, path, error);
+        }
+
+        return (bytes.Length, failed, loaded);
     }
 
     [Theory]

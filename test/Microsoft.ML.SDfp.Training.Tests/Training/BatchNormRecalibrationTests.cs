@@ -6,6 +6,7 @@ using static TorchSharp.torch;
 
 namespace Microsoft.ML.SDfp.Training.Tests.Training;
 
+[Collection(GlobalGeneratorCollection.Name)]
 public sealed class BatchNormRecalibrationTests
 {
     private static TrainingOptions Options => new() { Epochs = 2, BatchSize = 32, LearningRate = 0.05, Seed = 4 };

@@ -6,6 +6,7 @@ using RoundingMode = Microsoft.ML.SDfp.Numerics.Formats.RoundingMode;
 
 namespace Microsoft.ML.SDfp.Training.Tests.Training;
 
+[Collection(GlobalGeneratorCollection.Name)]
 public sealed class ImageClassifierTrainerCheckpointTests : IDisposable
 {
     private readonly string _folder = Path.Combine(Path.GetTempPath(), "sdfp-checkpoint-" + Guid.NewGuid().ToString("N"));
