@@ -50,47 +50,13 @@ public static class SDfpModelOperations
             throw new FileNotFoundException($"Model file '{filePath}' does not exist.", filePath);
         }
 
-        try
+        DataViewSchema? schema = null;
+        ITransformer model = ModelLoadFailure.Wrap($"'{filePath}'", () =>
         {
             ModelIntegrity.VerifyArchive(filePath);
-            return catalog.Load(filePath, out inputSchema);
-        }
-        catch (Exception ex) when (ex is not OutOfMemoryException)
-        {
-            string reason = Describe(ex);
-            throw new InvalidDataException($"Cannot load model '{filePath}': {reason}", ex);
-        }
-    }
-
-    private static string Describe(Exception ex)
-    {
-        // Our own refusals are typed; only the zip reader's and ML.NET's errors are recognised by their text.
-        if (Flatten(ex).FirstOrDefault(e => e is ModelFileCorruptException or IncompatibleModelVersionException) is { } ours)
-        {
-            return ours.Message;
-        }
-
-        string all = string.Join(" ", Flatten(ex).Select(e => e.Message));
-        if (Flatten(ex).Any(e => e is System.IO.InvalidDataException && e.Message.Contains("Central Directory", StringComparison.OrdinalIgnoreCase))
-            || all.Contains("End of Central Directory", StringComparison.OrdinalIgnoreCase))
-        {
-            return $"the file is not a complete .zip archive (truncated, or not a zip at all). Details: {ex.Message}";
-        }
-
-        if (all.Contains("CRC", StringComparison.OrdinalIgnoreCase) || all.Contains("corrupt", StringComparison.OrdinalIgnoreCase)
-            || all.Contains("block type", StringComparison.OrdinalIgnoreCase))
-        {
-            return $"the .zip archive is damaged. Details: {ex.Message}";
-        }
-
-        return $"it is not an ML.NET model (or it is damaged). Details: {ex.Message}";
-    }
-
-    private static IEnumerable<Exception> Flatten(Exception ex)
-    {
-        for (Exception? e = ex; e is not null; e = e.InnerException)
-        {
-            yield return e;
-        }
+            return catalog.Load(filePath, out schema);
+        });
+        inputSchema = schema!;
+        return model;
     }
 }

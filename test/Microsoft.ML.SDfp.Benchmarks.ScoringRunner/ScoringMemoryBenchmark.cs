@@ -77,7 +77,7 @@ internal static class ScoringMemoryBenchmark
                     engine.Predict(rows[(i + t) % rows.Count], ref output);
                     if (t == 0 && (i + 1) % Math.Max(1, predictions / 10) == 0)
                     {
-                        Console.WriteLine($"  {i + 1,8} predictions: RSS {Mb(Rss())}, {stopwatch.Elapsed.TotalSeconds:F0} s");
+                        Console.WriteLine($"  {i + 1,8} predictions: RSS {Mb(Rss())}, managed heap committed {Mb(GC.GetGCMemoryInfo().TotalCommittedBytes)}, {stopwatch.Elapsed.TotalSeconds:F0} s");
                     }
                 }
 

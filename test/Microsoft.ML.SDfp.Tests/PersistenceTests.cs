@@ -149,13 +149,15 @@ public sealed class PersistenceTests(TrainedModelFixture fixture, Xunit.Abstract
         Assert.ThrowsAny<Exception>(() => new MLContext().Model.Load(path, out _));
     }
 
-    [Fact]
-    public void A_truncated_zip_gets_an_error_naming_the_file_and_the_problem()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_truncated_zip_gets_an_error_naming_the_file_and_the_problem(bool onnxRuntime)
     {
         string path = SaveModel();
         byte[] bytes = File.ReadAllBytes(path);
         File.WriteAllBytes(path, bytes.AsSpan(0, bytes.Length / 2).ToArray());
-        var ex = Assert.Throws<InvalidDataException>(() => new MLContext().Model.LoadChecked(path, out _));
+        var ex = Assert.Throws<InvalidDataException>(() => LoadChecked(path, onnxRuntime));
         Assert.Contains(path, ex.Message);
         Assert.Contains("not a complete .zip archive", ex.Message);
     }
@@ -187,8 +189,10 @@ public sealed class PersistenceTests(TrainedModelFixture fixture, Xunit.Abstract
         Assert.Matches("damaged|corrupt|SHA-256", ex.Message);
     }
 
-    [Fact]
-    public void A_zip_written_by_an_incompatible_version_says_so()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_zip_written_by_an_incompatible_version_says_so(bool onnxRuntime)
     {
         string path = SaveModel();
         byte[] signature = System.Text.Encoding.ASCII.GetBytes(SDfpImageClassificationTransformer.ModelSignature);
@@ -202,13 +206,15 @@ public sealed class PersistenceTests(TrainedModelFixture fixture, Xunit.Abstract
                 BitConverter.TryWriteBytes(data.AsSpan(at + 12, 4), 0x00020001u);
             }
         });
-        var ex = Assert.Throws<InvalidDataException>(() => new MLContext().Model.LoadChecked(path, out _));
+        var ex = Assert.Throws<InvalidDataException>(() => LoadChecked(path, onnxRuntime));
         Assert.Contains(path, ex.Message);
         Assert.Contains("incompatible version", ex.Message);
     }
 
-    [Fact]
-    public void A_foreign_zip_is_reported_as_not_an_MLNET_model()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_foreign_zip_is_reported_as_not_an_MLNET_model_and_a_missing_one_as_missing(bool onnxRuntime)
     {
         string path = Path.Combine(_dir, "foreign.zip");
         using (ZipArchive zip = ZipFile.Open(path, ZipArchiveMode.Create))
@@ -217,11 +223,15 @@ public sealed class PersistenceTests(TrainedModelFixture fixture, Xunit.Abstract
             writer.Write("not a model");
         }
 
-        var ex = Assert.Throws<InvalidDataException>(() => new MLContext().Model.LoadChecked(path, out _));
+        var ex = Assert.Throws<InvalidDataException>(() => LoadChecked(path, onnxRuntime));
         Assert.Contains(path, ex.Message);
         Assert.Contains("not an ML.NET model", ex.Message);
-        Assert.Throws<FileNotFoundException>(() => new MLContext().Model.LoadChecked(Path.Combine(_dir, "missing.zip"), out _));
+        Assert.Throws<FileNotFoundException>(() => LoadChecked(Path.Combine(_dir, "missing.zip"), onnxRuntime));
     }
+
+    // The two checked loads, which must report alike.
+    private static ITransformer LoadChecked(string path, bool onnxRuntime) =>
+        onnxRuntime ? new MLContext().Model.LoadWithOnnxRuntime(path, out _) : new MLContext().Model.LoadChecked(path, out _);
 
     private static void RewriteEntry(string path, Func<ZipArchiveEntry, bool> match, Action<byte[]> edit)
     {

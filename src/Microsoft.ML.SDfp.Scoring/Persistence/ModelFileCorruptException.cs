@@ -3,9 +3,9 @@ namespace Microsoft.ML.SDfp.Persistence;
 /// <summary>
 /// A model .zip fails an integrity check: a checksum does not match, or a decoded value is outside what the
 /// architecture allows. <see cref="Entry"/> names the damaged part of the archive. Both scoring routes raise it, as they
-/// share the reader: <c>LoadWithOnnxRuntime</c> throws it (from ML.NET's loader, possibly as an inner exception), and
-/// the training package's <c>SDfpModelOperations.LoadChecked</c> reports it as the inner exception of an
-/// <see cref="InvalidDataException"/> that names the file.
+/// share the reader. Plain <c>Model.Load</c> throws it (from ML.NET's loader, possibly as an inner exception); the checked
+/// loads, <c>LoadWithOnnxRuntime</c> and the training package's <c>LoadChecked</c>, report it as the inner exception
+/// of an <see cref="InvalidDataException"/> that names the file.
 /// </summary>
 public sealed class ModelFileCorruptException : IOException
 {

@@ -57,5 +57,6 @@ internal sealed class SDfpBatchScorer
 
         (Probabilities, Embeddings) = _engine.Score(_images, count, _wantProbabilities, _wantEmbeddings);
         Count = count;
+        ScoringHeapBound.AfterBatch();
     }
 }
