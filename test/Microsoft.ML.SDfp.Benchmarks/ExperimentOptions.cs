@@ -15,6 +15,9 @@ internal sealed record ExperimentOptions
     public int TrainSize { get; init; } = 10_000;
     public int? TestSize { get; init; }
     public long Seed { get; init; } = 1;
+
+    /// <summary>The network, one of <see cref="ExperimentModel.Names"/>; the shift probe and the step timing use it too.</summary>
+    public string Model { get; init; } = ExperimentModel.Default;
     public int Threads { get; init; } = 2;
     public int BatchSize { get; init; } = 128;
     public double LearningRate { get; init; } = 0.1;
@@ -45,6 +48,7 @@ internal sealed record ExperimentOptions
           --train-size N        override the mode's training-set size (first N images)
           --test-size N         evaluate on the first N test images (default: the mode's)
           --seed N              seed of initialisation, shuffling, augmentation, rounding (default 1)
+          --model NAME          resnet20, resnet32 or resnet56: CIFAR-style ResNet, 3 stages of 3, 5 or 9 blocks (default resnet20)
           --threads N           torch threads (default 2)
           --batch-size N        default 128
           --lr X                peak learning rate, cosine schedule (default 0.1)
@@ -53,7 +57,8 @@ internal sealed record ExperimentOptions
           --saturation-budget X largest mean saturated fraction a picked shift may cause (default 0.001 = 0.1 %)
           --timing-rounds N     interleaved FP32 / S-DFP8 step pairs for the step-time ratio (default 10; 0 skips it)
           --data DIR            Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)
-          --out DIR             results folder (default docs/results in full mode, docs/results/quick in quick mode)
+          --out DIR             results folder (default docs/results in full mode, docs/results/quick in quick mode;
+                                with another --model than resnet20, its subfolder named after the model, e.g. docs/results/resnet56)
         """;
 
     public static ExperimentOptions Parse(IReadOnlyList<string> args)
@@ -86,6 +91,10 @@ internal sealed record ExperimentOptions
                 case "--test-size": options = options with { TestSize = Int() }; break;
                 case "--seed":
                     options = options with { Seed = long.TryParse(Value(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var s) ? s : throw new ArgumentException($"--seed needs an integer; got '{args[i]}'.") };
+                    break;
+                case "--model":
+                    var model = Value().ToLowerInvariant();
+                    options = options with { Model = ExperimentModel.Names.Contains(model) ? model : throw new ArgumentException($"--model needs one of {string.Join(", ", ExperimentModel.Names)}; got '{args[i]}'.") };
                     break;
                 case "--threads": options = options with { Threads = Int() }; break;
                 case "--batch-size": options = options with { BatchSize = Int() }; break;
@@ -121,11 +130,18 @@ internal sealed record ExperimentOptions
             // crop + flip slows convergence in a run that short (measured on the main job: -1.2 points at 3 epochs).
             Epochs = epochs ?? (isFull ? 10 : 3),
             Augmentation = augmentation ?? !isFull,
-            OutputDirectory = options.OutputDirectory.Length > 0 ? options.OutputDirectory : (isFull ? "docs/results" : "docs/results/quick"),
+            OutputDirectory = options.OutputDirectory.Length > 0 ? options.OutputDirectory : DefaultOutput(isFull, options.Model),
             TrainSize = trainSize ?? (isFull ? 60_000 : 10_000),
             TestSize = options.TestSize ?? (isFull ? null : 2_000),
             Overridden = epochs is not null || trainSize is not null || options.TestSize is not null || (augmentation is { } a && a == isFull),
         };
+    }
+
+    /// <summary>Other models get a folder of their own, so that their reports never overwrite the ResNet-20 ones in <c>docs/results</c>.</summary>
+    private static string DefaultOutput(bool full, string model)
+    {
+        var folder = full ? "docs/results" : "docs/results/quick";
+        return model == ExperimentModel.Default ? folder : Path.Combine(folder, model);
     }
 
     public string Mode => (Full ? "full" : "quick") + (Overridden ? " (with overrides)" : "");

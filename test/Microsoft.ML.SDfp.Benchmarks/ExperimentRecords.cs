@@ -30,6 +30,9 @@ internal sealed record ExperimentReport(
 
     /// <summary>Set by <c>fashion-mnist-merge</c>: the runs this report was put together from. Empty for a single run.</summary>
     public IReadOnlyList<SourceRun> Sources { get; init; } = Array.Empty<SourceRun>();
+
+    /// <summary>The network, one of <see cref="ExperimentModel.Names"/>. Reports from before <c>--model</c> have none and read as ResNet-20.</summary>
+    public string Model { get; init; } = ExperimentModel.Default;
 }
 
 /// <summary>One invocation whose results a merged report holds.</summary>

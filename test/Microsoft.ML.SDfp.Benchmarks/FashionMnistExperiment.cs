@@ -6,15 +6,15 @@ using Microsoft.ML.SDfp.Numerics.Telemetry;
 using Microsoft.ML.SDfp.Runtime;
 using Microsoft.ML.SDfp.Training;
 using Microsoft.ML.SDfp.Training.Data;
-using Microsoft.ML.SDfp.Training.Models;
 using TorchSharp;
 
 namespace Microsoft.ML.SDfp.Benchmarks;
 
 /// <summary>
-/// The paper's comparison on Fashion-MNIST: CIFAR ResNet-20 (1 input channel, 28×28) trained with one seed and one
-/// schedule as FP32, DFP8, S-DFP8 (probe-picked shifts), auto-shift 8-bit, DFP6 and S-DFP6. Writes
-/// <c>fashion-mnist.json</c>, <c>fashion-mnist.md</c>, per-run telemetry (<c>.csv.gz</c>, kept as <see cref="TelemetrySampling"/> says) and PNG plots.
+/// The paper's comparison on Fashion-MNIST: a CIFAR-style ResNet (<see cref="ExperimentModel"/>: ResNet-20 by default,
+/// 1 input channel, 28×28) trained with one seed and one schedule as FP32, DFP8, S-DFP8 (probe-picked shifts), auto-shift
+/// 8-bit, DFP6 and S-DFP6. Writes <c>fashion-mnist.json</c>, <c>fashion-mnist.md</c>, per-run telemetry (<c>.csv.gz</c>,
+/// kept as <see cref="TelemetrySampling"/> says) and PNG plots.
 /// </summary>
 internal static class FashionMnistExperiment
 {
@@ -43,7 +43,7 @@ internal static class FashionMnistExperiment
         torch.set_num_threads(options.Threads);
         var started = DateTime.UtcNow;
         var command = "dotnet run -c Release --project test/Microsoft.ML.SDfp.Benchmarks -- fashion-mnist " + string.Join(' ', args);
-        Log($"fashion-mnist, {options.Mode} mode: {options.TrainSize} training images, {options.Epochs} epochs, augmentation {(options.Augmentation ? "on" : "off")}, seed {options.Seed}, {options.Threads} threads, {(options.RetainMemory ? "freed memory retained" : "default allocator")}, commit {GitCommit.Value}");
+        Log($"fashion-mnist, {options.Mode} mode, {ExperimentModel.DisplayName(options.Model)}: {options.TrainSize} training images, {options.Epochs} epochs, augmentation {(options.Augmentation ? "on" : "off")}, seed {options.Seed}, {options.Threads} threads, {(options.RetainMemory ? "freed memory retained" : "default allocator")}, commit {GitCommit.Value}");
 
         using var train = FashionMnist.LoadTrain(options.DataDirectory, options.TrainSize);
         using var test = FashionMnist.LoadTest(options.DataDirectory, options.TestSize);
@@ -76,7 +76,7 @@ internal static class FashionMnistExperiment
         foreach (var bits in needed)
         {
             Log($"shift probe: {options.ProbeSteps} steps of S-DFP{bits}(s) for s = 0..{ShiftProbe.MaxShift}");
-            var probe = ShiftProbe.Run(bits, train, trainingOptions, options.ProbeSteps, options.SaturationBudget, options.Seed, Log);
+            var probe = ShiftProbe.Run(bits, options.Model, train, trainingOptions, options.ProbeSteps, options.SaturationBudget, options.Seed, Log);
             probes.Add(probe);
             shifts[bits] = (probe.ChosenShifts["Weight"], probe.ChosenShifts["Activation"], probe.ChosenShifts["Error"]);
         }
@@ -100,7 +100,7 @@ internal static class FashionMnistExperiment
         {
             var sdfp8 = ExperimentConfig.Create("sdfp8", options.Seed, shifts);
             Log($"step timing: {options.TimingRounds} interleaved FP32 / S-DFP8 steps at batch {options.BatchSize}, {options.Threads} threads");
-            timing = StepTiming.Measure(sdfp8, train, options.BatchSize, options.TimingRounds, options.Seed, options.Threads) with { RetainedFreedMemory = options.RetainMemory };
+            timing = StepTiming.Measure(sdfp8, options.Model, train, options.BatchSize, options.TimingRounds, options.Seed, options.Threads) with { RetainedFreedMemory = options.RetainMemory };
             Log($"  FP32 {timing.Fp32MedianMs:F0} ms/step, S-DFP8 {timing.QuantizedMedianMs:F0} ms/step, ratio {timing.Ratio:F2}");
         }
 
@@ -114,13 +114,7 @@ internal static class FashionMnistExperiment
     {
         Log($"[{config.Name}] {config.Describe()}");
         torch.manual_seed(options.Seed);
-        using var model = ResNetFactory.Create(new ResNetOptions
-        {
-            Architecture = ResNetArchitecture.ResNet20,
-            InputChannels = 1,
-            NumClasses = 10,
-            Quantization = config.Policy,
-        });
+        using var model = ExperimentModel.Create(options.Model, config.Policy);
         var stepsPerEpoch = (int)Math.Ceiling(train.Count / (double)options.BatchSize);
         QuantizationTelemetry? telemetry = null;
         if (!config.Policy.Layers.IsFp32)
@@ -210,6 +204,7 @@ internal static class FashionMnistExperiment
             Complete = complete,
             PlannedConfigs = options.Configs,
             Commit = GitCommit.Value,
+            Model = options.Model,
         };
         ResultsReport.Write(options.OutputDirectory, report, telemetry);
     }

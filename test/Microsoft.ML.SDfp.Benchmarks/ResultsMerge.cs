@@ -14,7 +14,7 @@ internal static class ResultsMerge
     public const string Usage = """
         usage: Microsoft.ML.SDfp.Benchmarks fashion-mnist-merge --out DIR INPUT_DIR INPUT_DIR ...
           Each INPUT_DIR holds the fashion-mnist.json (and telemetry .csv.gz or .csv files) of one fashion-mnist invocation.
-          They must agree on mode, data sizes, seed, epochs, batch size, learning rate and recipe, and on the shifts
+          They must agree on model, mode, data sizes, seed, epochs, batch size, learning rate and recipe, and on the shifts
           their probes picked; each configuration may appear once, and at most one may hold a step timing.
           Writes fashion-mnist.json, fashion-mnist.md, the plots and the kept telemetry (.csv.gz, see TelemetrySampling) into DIR.
         """;
@@ -83,6 +83,7 @@ internal static class ResultsMerge
                 if (!EqualityComparer<T>.Default.Equals(field(report), field(first.Report)))
                     throw new InvalidDataException($"Cannot merge '{folder}' with '{first.Folder}': {what} differs ({field(report)} vs {field(first.Report)}).");
             }
+            Same("model", r => r.Model);
             Same("mode", r => r.Mode);
             Same("seed", r => r.Seed);
             Same("training-set size", r => r.TrainSize);
@@ -158,6 +159,7 @@ internal static class ResultsMerge
             Commit = string.Join(", ", parts.Select(p => p.Report.Commit).Distinct()),
             Sources = parts.Select(p => new SourceRun(p.Report.Command, p.Report.Commit, p.Report.Threads, p.Report.Runs.Select(r => r.Config).ToList(),
                 p.Report.StepTiming is not null, p.Report.StartedUtc, p.Report.FinishedUtc)).ToList(),
+            Model = first.Report.Model,
         };
         return (merged, telemetry);
     }
@@ -167,14 +169,18 @@ internal static class ResultsMerge
         var path = Path.Combine(folder, "fashion-mnist.json");
         if (!File.Exists(path))
             throw new InvalidDataException($"'{path}' does not exist: point fashion-mnist-merge at folders written by fashion-mnist --out.");
+        ExperimentReport report;
         try
         {
-            return JsonSerializer.Deserialize<ExperimentReport>(File.ReadAllText(path), ResultsReport.Json)
-                   ?? throw new InvalidDataException($"'{path}' holds no report.");
+            report = JsonSerializer.Deserialize<ExperimentReport>(File.ReadAllText(path), ResultsReport.Json)
+                     ?? throw new InvalidDataException($"'{path}' holds no report.");
         }
         catch (JsonException e)
         {
             throw new InvalidDataException($"'{path}' is not a fashion-mnist results file: {e.Message}", e);
         }
+        if (!ExperimentModel.Names.Contains(report.Model))
+            throw new InvalidDataException($"'{path}': model '{report.Model}' is not one of {string.Join(", ", ExperimentModel.Names)}.");
+        return report;
     }
 }

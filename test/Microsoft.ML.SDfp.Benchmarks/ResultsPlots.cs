@@ -31,7 +31,7 @@ internal static class ResultsPlots
                 line.LineWidth = 2;
                 line.MarkerSize = 6;
             }
-            plot.Title($"Fashion-MNIST ResNet-20: test accuracy ({report.Mode} mode, seed {report.Seed})");
+            plot.Title($"Fashion-MNIST {ExperimentModel.DisplayName(report.Model)}: test accuracy ({report.Mode} mode, seed {report.Seed})");
             plot.XLabel("epoch");
             plot.YLabel("test accuracy (%)");
             plot.ShowLegend(Edge.Right);

@@ -32,8 +32,9 @@ internal static class ResultsReport
     private static string Markdown(ExperimentReport r, IReadOnlyDictionary<string, IReadOnlyList<TensorStatistics>> telemetry, ResultsPlots.Images images)
     {
         var c = CultureInfo.InvariantCulture;
+        var model = ExperimentModel.DisplayName(r.Model);
         var md = new StringBuilder();
-        md.AppendLine("# Fashion-MNIST: FP32 vs DFP vs S-DFP (ResNet-20)");
+        md.AppendLine($"# Fashion-MNIST: FP32 vs DFP vs S-DFP ({model})");
         md.AppendLine();
         if (!r.Complete)
         {
@@ -73,7 +74,7 @@ internal static class ResultsReport
             }
         }
         md.AppendLine();
-        md.AppendLine($"Recipe: {r.Schedule}. Model: CIFAR-style ResNet-20, 1 input channel, 28×28 input. In quantised runs the body's " +
+        md.AppendLine($"Recipe: {r.Schedule}. Model: CIFAR-style {model}, 1 input channel, 28×28 input. In quantised runs the body's " +
                       "convolutions quantise weights (W), activations (A) and errors (G); the stem conv, the classifier, batch norm, the residual adds, " +
                       "pooling, the loss and the SGD master weights stay FP32. Every run starts from the same initial weights (same seed).");
         md.AppendLine();
@@ -115,7 +116,7 @@ internal static class ResultsReport
         }
         foreach (var probe in r.ShiftProbes)
         {
-            md.AppendLine($"**{probe.Bits}-bit probe**: the same ResNet-20 from the same initial weights, {probe.Steps} training steps (constant learning rate, training data only) " +
+            md.AppendLine($"**{probe.Bits}-bit probe**: the same {model} from the same initial weights, {probe.Steps} training steps (constant learning rate, training data only) " +
                           $"with S-DFP{probe.Bits}(s) on W, A and G, once per candidate s = 0..{probe.Candidates.Count - 1}. S-DFP trades clamping of the largest values " +
                           "for resolution of the small ones, so for each role we pick the largest shift whose mean saturated fraction stays within " +
                           $"{Percent(probe.SaturationBudget)} of the elements. Picked: **W s={probe.ChosenShifts["Weight"]}, A s={probe.ChosenShifts["Activation"]}, G s={probe.ChosenShifts["Error"]}**.");
@@ -136,7 +137,7 @@ internal static class ResultsReport
         md.AppendLine();
         if (r.StepTiming is { } t)
         {
-            md.AppendLine($"One training step (forward, backward, SGD update) of ResNet-20 at batch {t.BatchSize}, {t.ImageSize}×{t.ImageSize}, {t.Threads} threads, " +
+            md.AppendLine($"One training step (forward, backward, SGD update) of {model} at batch {t.BatchSize}, {t.ImageSize}×{t.ImageSize}, {t.Threads} threads, " +
                           $"FP32 and {t.Quantized} models taking turns for {t.Rounds} rounds (order alternating) after 2 warm-up steps each, in the same process, " +
                           (t.RetainedFreedMemory ? "with freed memory retained (`--retain-memory`):" : "with glibc's default allocator:"));
             md.AppendLine();

@@ -7,7 +7,7 @@ using Microsoft.ML.SDfp.Training.Models;
 namespace Microsoft.ML.SDfp.Benchmarks;
 
 /// <summary>
-/// Chooses the hand-picked S-DFP shift of each role (W, A, G) from a short telemetry probe: the same ResNet-20, from the
+/// Chooses the hand-picked S-DFP shift of each role (W, A, G) from a short telemetry probe: the experiment's ResNet, from the
 /// same initial weights, trained for a few steps with S-DFP(n, s) on every role, once for each candidate shift s. Per
 /// role, the largest shift whose mean saturated fraction stays within a budget is picked.
 /// </summary>
@@ -22,7 +22,7 @@ internal static class ShiftProbe
 {
     public const int MaxShift = 4;
 
-    public static ShiftProbeResult Run(int bits, ImageDataset train, TrainingOptions baseOptions, int steps, double saturationBudget, long seed, Action<string> log)
+    public static ShiftProbeResult Run(int bits, string model, ImageDataset train, TrainingOptions baseOptions, int steps, double saturationBudget, long seed, Action<string> log)
     {
         var images = (int)Math.Min(train.Count, (long)steps * baseOptions.BatchSize);
         using var slice = train.Slice(0, images);
@@ -30,17 +30,11 @@ internal static class ShiftProbe
         for (var shift = 0; shift <= MaxShift; shift++)
         {
             TorchSharp.torch.manual_seed(seed);
-            using var model = ResNetFactory.Create(new ResNetOptions
-            {
-                Architecture = ResNetArchitecture.ResNet20,
-                InputChannels = 1,
-                NumClasses = 10,
-                Quantization = QuantizationPolicy.Body(QuantizationConfig.Uniform(DfpFormat.SDfp(bits, shift)) with { Seed = seed }),
-            });
+            using var network = ExperimentModel.Create(model, QuantizationPolicy.Body(QuantizationConfig.Uniform(DfpFormat.SDfp(bits, shift)) with { Seed = seed }));
             var telemetry = new QuantizationTelemetry { SampleEvery = 1 };
-            model.Telemetry = telemetry;
+            network.Telemetry = telemetry;
             // Constant rate: the probe should see tensors as they are early in a real run, not a decayed miniature run.
-            var trainer = new ImageClassifierTrainer(model, baseOptions with { Epochs = 1, Schedule = LearningRateSchedule.Constant, WarmupEpochs = 0, EarlyStoppingPatience = null });
+            var trainer = new ImageClassifierTrainer(network, baseOptions with { Epochs = 1, Schedule = LearningRateSchedule.Constant, WarmupEpochs = 0, EarlyStoppingPatience = null });
             string? failure = null;
             try
             {

@@ -8,20 +8,20 @@ using static TorchSharp.torch;
 namespace Microsoft.ML.SDfp.Benchmarks;
 
 /// <summary>
-/// Training-step time of a quantised ResNet-20 against the FP32 one, measured side by side: the two models take turns
+/// Training-step time of a quantised ResNet (the experiment's <see cref="ExperimentModel"/>) against the FP32 one, measured side by side: the two models take turns
 /// (alternating which goes first), so machine load that comes and goes hits both alike. The ratio of medians is
 /// reported. The <c>step</c> command measures the same step more thoroughly (separate processes, phases, page faults).
 /// </summary>
 internal static class StepTiming
 {
-    public static StepTimingResult Measure(ExperimentConfig quantized, ImageDataset train, int batchSize, int rounds, long seed, int threads)
+    public static StepTimingResult Measure(ExperimentConfig quantized, string model, ImageDataset train, int batchSize, int rounds, long seed, int threads)
     {
         using var scope = NewDisposeScope();
         var n = (int)Math.Min(batchSize, train.Count);
         var images = train.Images.narrow(0, 0, n);
         var labels = train.Labels.narrow(0, 0, n);
-        using var fp32 = Create(QuantizationPolicy.Fp32, seed);
-        using var quant = Create(quantized.Policy, seed);
+        using var fp32 = Create(model, QuantizationPolicy.Fp32, seed);
+        using var quant = Create(model, quantized.Policy, seed);
         using var fp32Optimizer = optim.SGD(fp32.parameters(), 0.01, momentum: 0.9, weight_decay: 5e-4);
         using var quantOptimizer = optim.SGD(quant.parameters(), 0.01, momentum: 0.9, weight_decay: 5e-4);
         fp32.train();
@@ -53,10 +53,10 @@ internal static class StepTiming
         return new StepTimingResult(quantized.Name, n, (int)train.Images.shape[2], threads, rounds, fp32Median, quantMedian, quantMedian / fp32Median, fp32Ms, quantMs);
     }
 
-    private static ResNetModel Create(QuantizationPolicy policy, long seed)
+    private static ResNetModel Create(string model, QuantizationPolicy policy, long seed)
     {
         torch.manual_seed(seed);
-        return ResNetFactory.Create(new ResNetOptions { Architecture = ResNetArchitecture.ResNet20, InputChannels = 1, NumClasses = 10, Quantization = policy });
+        return ExperimentModel.Create(model, policy);
     }
 
     private static double Step(ResNetModel model, optim.Optimizer optimizer, Tensor images, Tensor labels)
