@@ -36,6 +36,18 @@ internal sealed record ExperimentConfig(string Name, QuantizationPolicy Policy)
         return new ExperimentConfig(name, layers.IsFp32 ? QuantizationPolicy.Fp32 : QuantizationPolicy.Body(layers));
     }
 
+    /// <summary>How prose names a configuration: "S-DFP8" for <c>sdfp8</c>, "Auto8" for <c>auto8</c>, ...; unknown names as they are.</summary>
+    public static string DisplayName(string name) => name switch
+    {
+        "fp32" => "FP32",
+        "dfp8" => "DFP8",
+        "sdfp8" => "S-DFP8",
+        "auto8" => "Auto8",
+        "dfp6" => "DFP6",
+        "sdfp6" => "S-DFP6",
+        _ => name,
+    };
+
     /// <summary>Human-readable formats of the body's W, A and G.</summary>
     public string Describe() => Policy.Layers.IsFp32
         ? "FP32 everywhere"

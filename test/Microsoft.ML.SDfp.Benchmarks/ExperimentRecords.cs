@@ -1,6 +1,14 @@
+using System.Text.Json.Serialization;
+
 namespace Microsoft.ML.SDfp.Benchmarks;
 
-/// <summary>Everything <c>fashion-mnist.json</c> holds: how the experiment ran, and one record per configuration.</summary>
+/// <summary>
+/// Everything <c>fashion-mnist.json</c> holds: how the experiment ran, and one record per configuration. A report of one
+/// seed is this object alone. A report of several seeds (written by <c>fashion-mnist-merge</c>) is the report of the seed
+/// its curves and telemetry plots show (<see cref="SeedSummary.PlottedSeed"/>), with the other seeds' reports in
+/// <see cref="OtherSeeds"/> and the comparison across seeds in <see cref="Seeds"/>; its <see cref="Command"/>,
+/// <see cref="Commit"/>, <see cref="StartedUtc"/>, <see cref="FinishedUtc"/> and <see cref="Complete"/> then cover all seeds.
+/// </summary>
 internal sealed record ExperimentReport(
     string Mode,
     string Command,
@@ -33,6 +41,18 @@ internal sealed record ExperimentReport(
 
     /// <summary>The network, one of <see cref="ExperimentModel.Names"/>. Reports from before <c>--model</c> have none and read as ResNet-20.</summary>
     public string Model { get; init; } = ExperimentModel.Default;
+
+    /// <summary>In a report of several seeds, the reports of the seeds other than <see cref="Seed"/>, lowest first; absent otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public IReadOnlyList<ExperimentReport>? OtherSeeds { get; init; }
+
+    /// <summary>In a report of several seeds, the final accuracies across seeds and the paired differences; absent otherwise.</summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public SeedSummary? Seeds { get; init; }
+
+    /// <summary>The report of each seed, lowest seed first: this one alone, or this one and <see cref="OtherSeeds"/>.</summary>
+    public IReadOnlyList<ExperimentReport> BySeed() =>
+        OtherSeeds is null ? new[] { this } : OtherSeeds.Prepend(this with { OtherSeeds = null, Seeds = null }).OrderBy(r => r.Seed).ToList();
 }
 
 /// <summary>One invocation whose results a merged report holds.</summary>

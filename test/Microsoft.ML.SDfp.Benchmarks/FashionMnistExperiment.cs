@@ -14,7 +14,8 @@ namespace Microsoft.ML.SDfp.Benchmarks;
 /// The paper's comparison on Fashion-MNIST: a CIFAR-style ResNet (<see cref="ExperimentModel"/>: ResNet-20 by default,
 /// 1 input channel, 28×28) trained with one seed and one schedule as FP32, DFP8, S-DFP8 (probe-picked shifts), auto-shift
 /// 8-bit, DFP6 and S-DFP6. Writes <c>fashion-mnist.json</c>, <c>fashion-mnist.md</c>, per-run telemetry (<c>.csv.gz</c>,
-/// kept as <see cref="TelemetrySampling"/> says) and PNG plots.
+/// kept as <see cref="TelemetrySampling"/> says) and PNG plots. Several seeds are compared by running it once per seed
+/// and putting the folders together with <see cref="ResultsMerge"/>.
 /// </summary>
 internal static class FashionMnistExperiment
 {

@@ -5,7 +5,11 @@ using ScottPlot;
 
 namespace Microsoft.ML.SDfp.Benchmarks;
 
-/// <summary>The PNG plots of the Fashion-MNIST report (ScottPlot 5), each written atomically.</summary>
+/// <summary>
+/// The PNG plots of the Fashion-MNIST report (ScottPlot 5), each written atomically. The accuracy curves and the telemetry
+/// plots are those of the report's <see cref="ExperimentReport.Seed"/> (the plotted one, in a report of several seeds);
+/// the seeds plot compares the final accuracies of all seeds.
+/// </summary>
 internal static class ResultsPlots
 {
     private const int Width = 900;
@@ -13,7 +17,11 @@ internal static class ResultsPlots
     private static readonly TensorRole[] Roles = { TensorRole.Weight, TensorRole.Activation, TensorRole.Error };
 
     /// <summary>File names (relative to the results folder) of the plots that were drawn.</summary>
-    internal sealed record Images(string? Accuracy, string? Flush, IReadOnlyList<(string Run, IReadOnlyList<(TensorRole Role, string Exponent, string Saturation)> Roles)> Detail);
+    internal sealed record Images(string? Accuracy, string? Flush, IReadOnlyList<(string Run, IReadOnlyList<(TensorRole Role, string Exponent, string Saturation)> Roles)> Detail)
+    {
+        /// <summary>The final accuracies across seeds, when the report has several.</summary>
+        public string? Seeds { get; init; }
+    }
 
     public static Images Draw(string folder, ExperimentReport report, IReadOnlyDictionary<string, IReadOnlyList<TensorStatistics>> telemetry, IReadOnlyList<string> detailRuns)
     {
@@ -78,7 +86,46 @@ internal static class ResultsPlots
             }
             detail.Add((run, roles));
         }
-        return new Images(accuracy, flush, detail);
+        return new Images(accuracy, flush, detail) { Seeds = report.Seeds is { } summary ? DrawSeeds(folder, report, summary) : null };
+    }
+
+    /// <summary>
+    /// Final test accuracy per configuration: mean ± SD as a marker with error bars, and each seed's run as a point of the
+    /// seed's colour beside it. Configurations with fewer than 2 completed seeds have no spread to show and are left out.
+    /// </summary>
+    private static string? DrawSeeds(string folder, ExperimentReport report, SeedSummary summary)
+    {
+        var configs = summary.Configs.Where(c => c.Spread.N >= 2).ToList();
+        if (configs.Count == 0)
+            return null;
+        const string file = "fashion-mnist-seeds.png";
+        var plot = new Plot();
+        var palette = new ScottPlot.Palettes.Category10();
+        for (var s = 0; s < summary.Seeds.Count; s++)
+        {
+            var seed = summary.Seeds[s];
+            // Each seed a little to the right of the mean, in seed order, so that equal accuracies do not hide each other.
+            var offset = 0.1 + 0.25 * s / Math.Max(1, summary.Seeds.Count - 1);
+            var points = configs.SelectMany((c, i) => c.FinalTestAccuracy.Where(v => v.Seed == seed).Select(v => (X: i + offset, Y: 100 * v.Value))).ToList();
+            if (points.Count == 0)
+                continue;
+            var markers = plot.Add.Markers(points.Select(p => p.X).ToArray(), points.Select(p => p.Y).ToArray(), MarkerShape.OpenCircle, 8, palette.GetColor(s));
+            markers.LegendText = $"seed {seed}";
+        }
+        var xs = Enumerable.Range(0, configs.Count).Select(i => (double)i).ToArray();
+        var means = configs.Select(c => 100 * c.Spread.Mean).ToArray();
+        var bars = plot.Add.ErrorBar(xs, means, configs.Select(c => 100 * (c.Spread.StandardDeviation ?? 0)).ToArray());
+        bars.Color = Colors.Black;
+        bars.LineWidth = 2;
+        var mean = plot.Add.Markers(xs, means, MarkerShape.FilledSquare, 9, Colors.Black);
+        mean.LegendText = "mean ± SD";
+        plot.Axes.Bottom.SetTicks(xs, configs.Select(c => c.Config).ToArray());
+        plot.Axes.SetLimitsX(-0.5, configs.Count - 0.2);
+        plot.Title($"Fashion-MNIST {ExperimentModel.DisplayName(report.Model)}: final test accuracy, seeds {string.Join(", ", summary.Seeds)}");
+        plot.YLabel("final test accuracy (%)");
+        plot.ShowLegend(Edge.Right);
+        Save(plot, folder, file);
+        return file;
     }
 
     private static void PerLayer(string folder, string file, IReadOnlyList<TensorStatistics> records, TensorRole role,
