@@ -23,6 +23,9 @@ internal sealed record ExperimentOptions
     public double LearningRate { get; init; } = 0.1;
     public string OutputDirectory { get; init; } = "";
     public string DataDirectory { get; init; } = Training.Data.FashionMnist.DefaultDirectory;
+
+    /// <summary>Folder for per-configuration training checkpoints (<c>--checkpoint</c>), or null for none.</summary>
+    public string? CheckpointDirectory { get; init; }
     public int ProbeSteps { get; init; } = 4;
     public double SaturationBudget { get; init; } = 0.001;
     public int TimingRounds { get; init; } = 10;
@@ -59,6 +62,8 @@ internal sealed record ExperimentOptions
           --data DIR            Fashion-MNIST folder (default /usr/share/datasets/fashion-mnist)
           --out DIR             results folder (default docs/results in full mode, docs/results/quick in quick mode;
                                 with another --model than resnet20, its subfolder named after the model, e.g. docs/results/resnet56)
+          --checkpoint DIR      keep a training checkpoint per configuration in DIR/<config>, written after every epoch;
+                                the same command run again after a kill resumes each configuration where it stopped
         """;
 
     public static ExperimentOptions Parse(IReadOnlyList<string> args)
@@ -118,6 +123,7 @@ internal sealed record ExperimentOptions
                     break;
                 case "--data": options = options with { DataDirectory = Value() }; break;
                 case "--out": options = options with { OutputDirectory = Value() }; break;
+                case "--checkpoint": options = options with { CheckpointDirectory = Value() }; break;
                 case "--help" or "-h": options = options with { Help = true }; break;
                 default: throw new ArgumentException($"Unknown option '{name}'.\n{Usage}");
             }

@@ -81,7 +81,15 @@ internal sealed record RunRecord(
     double? RssEpoch1MiB,
     double? RssEpochNMiB,
     string Status,
-    string? TelemetryCsv);
+    string? TelemetryCsv)
+{
+    /// <summary>
+    /// The epochs a checkpoint held when this run was resumed (<c>--checkpoint</c>), absent for a run trained in one go.
+    /// Those epochs' accuracies come from the checkpoint; the wall time and the telemetry cover only what ran after it.
+    /// </summary>
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public int? ResumedAfterEpoch { get; init; }
+}
 
 /// <summary>How the hand-picked S-DFP shifts were chosen: per candidate shift, what each role's tensors did.</summary>
 internal sealed record ShiftProbeResult(

@@ -125,7 +125,8 @@ internal static class FashionMnistExperiment
             model.Telemetry = telemetry;
         }
 
-        var trainer = new ImageClassifierTrainer(model, trainingOptions);
+        string? checkpoint = options.CheckpointDirectory is null ? null : Directory.CreateDirectory(Path.Combine(options.CheckpointDirectory, config.Name)).FullName;
+        var trainer = new ImageClassifierTrainer(model, trainingOptions with { CheckpointDirectory = checkpoint });
         var progress = new ConsoleProgress(config.Name, options.Epochs);
         trainer.StepCompleted += progress.OnStep;
         trainer.EpochCompleted += progress.OnEpoch;
@@ -176,7 +177,10 @@ internal static class FashionMnistExperiment
             epochs.Count > 0 ? epochs[0].ResidentBytes / 1048576.0 : null,
             epochs.Count > 0 ? epochs[^1].ResidentBytes / 1048576.0 : null,
             status,
-            csv);
+            csv)
+        {
+            ResumedAfterEpoch = epochs.Count > progress.Epochs.Count ? epochs.Count - progress.Epochs.Count : null,
+        };
         model.Telemetry = null;
         return (record, records);
     }

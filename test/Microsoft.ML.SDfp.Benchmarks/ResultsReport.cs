@@ -202,7 +202,8 @@ internal static class ResultsReport
             var final = run.FinalTestAccuracy is { } f ? (100 * f).ToString("F2", c) + " %" : "–";
             var delta = run.FinalTestAccuracy is { } g && fp32 is { } b && run.Config != "fp32" ? SeedSummary.Signed(g - b) + " pp" : "–";
             var rss = run.RssEpoch1MiB is { } r1 && run.RssEpochNMiB is { } rn ? $"{r1:F0} → {rn:F0} MiB" : "–";
-            var status = run.Status == "completed" ? "completed" : run.Status.Split('.')[0];
+            var status = (run.Status == "completed" ? "completed" : run.Status.Split('.')[0])
+                         + (run.ResumedAfterEpoch is { } resumed ? $" (resumed from its checkpoint after epoch {resumed}; wall time and telemetry from then on)" : "");
             md.AppendLine($"| {run.Config} | {run.WeightFormat} | {run.ActivationFormat} | {run.ErrorFormat} | {perEpoch} | {final} | {delta} | " +
                           $"{run.WallTimeSeconds.ToString("F0", c)} s | {run.TrainImagesPerSecond.ToString("F0", c)} | {rss} | {status} |");
         }
