@@ -8,7 +8,7 @@ using Microsoft.ML.SDfp.Trainers;
 // Trains the stage for 3 epochs on the first 64 images under the folder (label = subfolder), then prints
 // "epoch N" for every epoch it ran and one line per image: "<path>\t<score bits as hex, comma separated>".
 // --kill-while-writing N: SIGKILLs itself once the checkpoint of epoch N is being written (its temporary file has bytes).
-// --kill-during N: SIGKILLs itself 0.3 s into epoch N's training.
+// --kill-during N: SIGKILLs itself half-way through epoch N's training (timed by epoch N-1, so N >= 3).
 if (args.Length is not (2 or 4))
 {
     Console.Error.WriteLine("usage: CheckpointHelper <image folder> <checkpoint folder|none> [--kill-while-writing N | --kill-during N]");
@@ -26,6 +26,8 @@ var rows = Directory.EnumerateFiles(args[0], "*.png", SearchOption.AllDirectorie
     .Select(p => new ImageRow { ImagePath = p, Label = Path.GetFileName(Path.GetDirectoryName(p))! })
     .ToList();
 
+var clock = Stopwatch.StartNew();
+TimeSpan lastEpochEnd = TimeSpan.Zero, lastEpochLength = TimeSpan.Zero;
 var options = new SDfpImageClassificationTrainer.Options
 {
     FeatureColumnName = "Image",
@@ -41,6 +43,8 @@ var options = new SDfpImageClassificationTrainer.Options
     {
         Console.WriteLine($"epoch {m.Epoch}");
         Console.Out.Flush();
+        lastEpochLength = clock.Elapsed - lastEpochEnd;
+        lastEpochEnd = clock.Elapsed;
         // The checkpoint of epoch N is written after epoch N ends and before its callback, so the watch starts at the
         // callback of the epoch before.
         if (m.Epoch == killEpoch - 1)
@@ -84,8 +88,8 @@ void KillWhileWriting()
 
 void KillDuringEpoch()
 {
-    Thread.Sleep(300);
-    Console.WriteLine($"killed during epoch {killEpoch}");
+    Thread.Sleep(lastEpochLength / 2);
+    Console.WriteLine($"killed during epoch {killEpoch}, {lastEpochLength.TotalSeconds / 2:F2} s in");
     Console.Out.Flush();
     Process.GetCurrentProcess().Kill();
 }

@@ -36,6 +36,14 @@ public sealed class CheckpointKillTests(TrainedModelFixture fixture) : IDisposab
         return (process.ExitCode, epochs, scores, stdout + stderr.Result);
     }
 
+    /// <summary>The scores of a run that was never interrupted, and an empty checkpoint folder.</summary>
+    private (List<string> Scores, string Checkpoints) UninterruptedScoresAndAFolder()
+    {
+        var uninterrupted = Train("none");
+        Assert.True(uninterrupted.ExitCode == 0, uninterrupted.Output);
+        return (uninterrupted.Scores, Directory.CreateDirectory(Path.Combine(_folder, "checkpoints")).FullName);
+    }
+
     private static void AssertKilled((int ExitCode, List<int> Epochs, List<string> Scores, string Output) run)
     {
         Assert.True(run.ExitCode == 128 + 9, $"expected death by SIGKILL (exit 137), got {run.ExitCode}:\n{run.Output}");
@@ -45,10 +53,7 @@ public sealed class CheckpointKillTests(TrainedModelFixture fixture) : IDisposab
     [Fact]
     public void A_process_killed_while_writing_a_checkpoint_resumes_from_the_previous_one_and_ends_bit_identical()
     {
-        var uninterrupted = Train("none");
-        Assert.True(uninterrupted.ExitCode == 0, uninterrupted.Output);
-        string checkpoints = Path.Combine(_folder, "checkpoints");
-        Directory.CreateDirectory(checkpoints);
+        (List<string> expected, string checkpoints) = UninterruptedScoresAndAFolder();
 
         var killed = Train(checkpoints, "--kill-while-writing", "2");
         AssertKilled(killed);
@@ -61,7 +66,7 @@ public sealed class CheckpointKillTests(TrainedModelFixture fixture) : IDisposab
         var resumed = Train(checkpoints);
         Assert.True(resumed.ExitCode == 0, resumed.Output);
         Assert.Equal([2, 3], resumed.Epochs);
-        Assert.Equal(uninterrupted.Scores, resumed.Scores);
+        Assert.Equal(expected, resumed.Scores);
         // The next write removed the dead process's temporary file.
         Assert.Equal([CheckpointFile], Directory.GetFiles(checkpoints).Select(Path.GetFileName));
     }
@@ -69,10 +74,7 @@ public sealed class CheckpointKillTests(TrainedModelFixture fixture) : IDisposab
     [Fact]
     public void A_process_killed_in_the_middle_of_an_epoch_resumes_at_that_epoch_and_ends_bit_identical()
     {
-        var uninterrupted = Train("none");
-        Assert.True(uninterrupted.ExitCode == 0, uninterrupted.Output);
-        string checkpoints = Path.Combine(_folder, "checkpoints");
-        Directory.CreateDirectory(checkpoints);
+        (List<string> expected, string checkpoints) = UninterruptedScoresAndAFolder();
 
         var killed = Train(checkpoints, "--kill-during", "3");
         AssertKilled(killed);
@@ -81,6 +83,6 @@ public sealed class CheckpointKillTests(TrainedModelFixture fixture) : IDisposab
         var resumed = Train(checkpoints);
         Assert.True(resumed.ExitCode == 0, resumed.Output);
         Assert.Equal([3], resumed.Epochs);
-        Assert.Equal(uninterrupted.Scores, resumed.Scores);
+        Assert.Equal(expected, resumed.Scores);
     }
 }

@@ -6,12 +6,12 @@ namespace Microsoft.ML.SDfp.Scoring;
 /// in between, the next scored batch runs a generation-0 collection.
 /// </summary>
 /// <remarks>
-/// .NET sizes the generation-0 budget from the largest CPU cache. A virtual machine that reports its host's L3 (260 MiB
-/// on the machine the README's figures come from) gets a budget of about 130 MB, and a <c>PredictionEngine</c>, which
-/// allocates a few KB per prediction, then holds that much more resident memory than the model needs, on both scoring
-/// routes; on the TorchSharp route the tensors that only finalizers free wait for the same collection. Where the
-/// runtime's own budget is smaller than this bound, its collections come first and this never collects. A
-/// generation-0 collection of a scoring process takes well under a millisecond, because little survives it.
+/// .NET sizes the generation-0 budget from the largest CPU cache. A virtual machine that reports its host's L3 gets a
+/// budget of a hundred MB or more, and a <c>PredictionEngine</c>, which allocates a few KB per prediction, then holds
+/// that much more resident memory than the model needs, on both scoring routes; on the TorchSharp route the tensors
+/// that only finalizers free wait for the same collection (README, "Scoring memory"). Where the runtime's own budget
+/// is smaller than this bound, its collections come first and this never collects. The collections it adds are
+/// cheap, because little of a scoring process's young generation survives.
 /// </remarks>
 internal static class ScoringHeapBound
 {
