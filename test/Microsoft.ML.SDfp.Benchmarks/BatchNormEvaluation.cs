@@ -17,7 +17,7 @@ namespace Microsoft.ML.SDfp.Benchmarks;
 /// </summary>
 internal static class BatchNormEvaluation
 {
-    public const string Usage = "bn-eval [--config fp32|dfp8|sdfp8] [--epochs 10] [--stop-after 4] [--batches 200] [--seed 1] [--threads 2] [--train-size 60000] [--test-size 10000]";
+    public const string Usage = "bn-eval [--config fp32|dfp8|sdfp8] [--epochs 10] [--stop-after 4] [--batches 200 | --batches 25,50,200] [--seed 1] [--threads 2] [--train-size 60000] [--test-size 10000]";
 
     public static int Run(string[] args)
     {
@@ -30,7 +30,9 @@ internal static class BatchNormEvaluation
         }
 
         var configName = Text("--config", "fp32");
-        int epochs = Int("--epochs", 10), stopAfter = Int("--stop-after", 4), batches = Int("--batches", 200), seed = Int("--seed", 1);
+        int epochs = Int("--epochs", 10), stopAfter = Int("--stop-after", 4), seed = Int("--seed", 1);
+        // Several batch counts are evaluated on the same weights, so that one training answers how many are enough.
+        int[] batchCounts = Text("--batches", "200").Split(',').Select(b => int.Parse(b, CultureInfo.InvariantCulture)).ToArray();
         TorchSharpRuntime.EnsureLoaded();
         torch.set_num_threads(Int("--threads", 2));
         using var train = FashionMnist.LoadTrain(limit: Int("--train-size", 60000));
@@ -55,9 +57,9 @@ internal static class BatchNormEvaluation
             Seed = seed,
         };
         Console.WriteLine($"# bn-eval {string.Join(' ', args)}: {configName} ({config.Describe()}), {train.Count} training / {test.Count} test images, " +
-            $"{epochs}-epoch cosine schedule stopped after {stopAfter}, precise BN over {batches} batches of 128, load {File.ReadAllText("/proc/loadavg").Trim()}");
-        Console.WriteLine("| epoch | train acc. | test acc., running statistics | test acc., precise BN | test acc., batch statistics |");
-        Console.WriteLine("| --- | --- | --- | --- | --- |");
+            $"{epochs}-epoch cosine schedule stopped after {stopAfter}, precise BN over {string.Join(" / ", batchCounts)} batches of 128, load {File.ReadAllText("/proc/loadavg").Trim()}");
+        Console.WriteLine("| epoch | train acc. | test acc., running statistics | " + string.Join(" | ", batchCounts.Select(b => $"test acc., precise BN ({b} batches)")) + " | test acc., batch statistics |");
+        Console.WriteLine("| --- | --- | --- | " + string.Join(" | ", batchCounts.Select(_ => "---")) + " | --- |");
 
         using var stop = new CancellationTokenSource();
         var trainer = new ImageClassifierTrainer(model, options);
@@ -65,12 +67,16 @@ internal static class BatchNormEvaluation
         {
             using var buffers = new WeightSnapshot(model, buffersOnly: true);
             buffers.Capture();
-            BatchNormRecalibration.Run(model, train, batches, options.BatchSize, seed, m.Epoch);
-            var precise = ClassifierEvaluation.Evaluate(model, test, 256, CancellationToken.None).Accuracy;
-            buffers.Restore();
+            var precise = new List<double>();
+            foreach (var batches in batchCounts)
+            {
+                BatchNormRecalibration.Run(model, train, batches, options.BatchSize, seed, m.Epoch);
+                precise.Add(ClassifierEvaluation.Evaluate(model, test, 256, CancellationToken.None).Accuracy);
+                buffers.Restore();
+            }
             var batchStatistics = AccuracyWithBatchStatistics(model, test, 256);
             buffers.Restore();
-            Console.WriteLine($"| {m.Epoch} | {m.TrainAccuracy:P2} | {m.ValidationAccuracy:P2} | {precise:P2} | {batchStatistics:P2} |");
+            Console.WriteLine($"| {m.Epoch} | {m.TrainAccuracy:P2} | {m.ValidationAccuracy:P2} | {string.Join(" | ", precise.Select(p => p.ToString("P2", CultureInfo.InvariantCulture)))} | {batchStatistics:P2} |");
             if (m.Epoch >= stopAfter)
                 stop.Cancel();
         };
