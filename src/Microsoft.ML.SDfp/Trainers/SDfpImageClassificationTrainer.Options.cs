@@ -187,14 +187,15 @@ public sealed partial class SDfpImageClassificationTrainer
         /// Training batches over which batch norm's running statistics are re-estimated with the final weights of each
         /// epoch ("precise BN"), so that validation, early stopping and the saved model see statistics of the weights
         /// they evaluate; 0 keeps the exponential running averages. Only the statistics change, not the training.
-        /// Default 200.
+        /// Default 50.
         /// </summary>
         /// <remarks>
         /// The running averages mix statistics of weights that have since moved; with 8-bit formats the validation
         /// accuracy measured with them can collapse in the middle of training while the weights are fine, and early
-        /// stopping would then select on that collapse. The measurements are in the README.
+        /// stopping would then select on that collapse. Each batch costs a training forward pass; the README has the
+        /// measurements behind the default.
         /// </remarks>
-        public int BatchNormRecalibrationBatches { get; set; } = 200;
+        public int BatchNormRecalibrationBatches { get; set; } = 50;
 
         /// <summary>
         /// A folder for a checkpoint written atomically after every epoch, or null for none. A <c>Fit</c> with the same
