@@ -31,6 +31,11 @@ internal sealed record ExperimentConfig(string Name, QuantizationPolicy Policy)
             "auto8" => Uniform(DfpFormat.Auto(8)),
             "dfp6" => Uniform(DfpFormat.Dfp(6)),
             "sdfp6" => Shifted(6),
+            // 6-bit recipes beyond the paper (issue 13): the shift picked per tensor, and stochastic rounding of the
+            // error, whose small values nearest rounding flushes to zero.
+            "auto6" => Uniform(DfpFormat.Auto(6)),
+            "sdfp6sr" => Shifted(6) with { Error = DfpFormat.SDfp(6, shifts[6].G) with { Rounding = RoundingMode.Stochastic } },
+            "auto6sr" => Uniform(DfpFormat.Auto(6)) with { Error = DfpFormat.Auto(6) with { Rounding = RoundingMode.Stochastic } },
             _ => throw new ArgumentException($"Unknown configuration '{name}'.", nameof(name)),
         };
         return new ExperimentConfig(name, layers.IsFp32 ? QuantizationPolicy.Fp32 : QuantizationPolicy.Body(layers));
@@ -45,6 +50,9 @@ internal sealed record ExperimentConfig(string Name, QuantizationPolicy Policy)
         "auto8" => "Auto8",
         "dfp6" => "DFP6",
         "sdfp6" => "S-DFP6",
+        "auto6" => "Auto6",
+        "sdfp6sr" => "S-DFP6, G stochastic",
+        "auto6sr" => "Auto6, G stochastic",
         _ => name,
     };
 

@@ -72,7 +72,7 @@ internal static class FashionMnistExperiment
         var needed = new SortedSet<int>();
         if (options.Configs.Contains("sdfp8") || options.TimingRounds > 0)
             needed.Add(8);
-        if (options.Configs.Contains("sdfp6"))
+        if (options.Configs.Contains("sdfp6") || options.Configs.Contains("sdfp6sr"))
             needed.Add(6);
         foreach (var bits in needed)
         {
