@@ -1,5 +1,6 @@
 using System.Text;
 using Microsoft.ML.SDfp.ImageInput;
+using static Microsoft.ML.SDfp.Persistence.ModelIntegrity;
 
 namespace Microsoft.ML.SDfp.Persistence;
 
@@ -149,7 +150,7 @@ internal sealed record ClassifierHeader
             header.Validate(entry);
             return header;
         }
-        catch (Exception ex) when (ex is FormatException or ArgumentException || (ex is IOException && ex is not ModelFileCorruptException))
+        catch (Exception ex) when (IsMalformed(ex))
         {
             throw new ModelFileCorruptException(entry, $"has an invalid header: {ex.Message}", ex);
         }
@@ -191,16 +192,8 @@ internal sealed record ClassifierHeader
                 $"has a number format of {format?.Bits} bits with shift {format?.Shift}");
         }
 
-        Check(WeightsHash.Length is 0 or ModelIntegrity.HashLength, entry, $"has a {WeightsHash.Length}-byte weights hash");
+        Check(WeightsHash.Length is 0 or HashLength, entry, $"has a {WeightsHash.Length}-byte weights hash");
         Check(LabelBlock.Length > 0, entry, "has no label values");
-    }
-
-    private static void Check(bool condition, string entry, string what)
-    {
-        if (!condition)
-        {
-            throw new ModelFileCorruptException(entry, $"{what}, which no trained model has.");
-        }
     }
 
     private static void WriteShape(BinaryWriter w, ImageInputShape shape)
@@ -221,7 +214,8 @@ internal sealed record ClassifierHeader
         }
     }
 
-    private static float[] ReadFloats(BinaryReader r, string entry)
+    /// <summary>Normalisation values as both header formats store them: int count, then the floats.</summary>
+    internal static float[] ReadFloats(BinaryReader r, string entry)
     {
         int count = r.ReadInt32();
         Check(count is >= 0 and <= 16, entry, $"has {count} normalisation channels");

@@ -147,7 +147,7 @@ internal sealed class ClassifierModelFile
         {
             return ReadCore(env, ctx, entry);
         }
-        catch (Exception ex) when (ex is ArgumentException or FormatException || (ex is IOException && ex is not ModelFileCorruptException))
+        catch (Exception ex) when (ModelIntegrity.IsMalformed(ex))
         {
             throw new ModelFileCorruptException(entry, $"cannot be read: {ex.Message}", ex);
         }
@@ -244,8 +244,8 @@ internal sealed class ClassifierModelFile
             exponents[ctx.LoadNonEmptyString()] = r.ReadInt32();
         }
 
-        float[] mean = ReadFloats(r, entry);
-        float[] std = ReadFloats(r, entry);
+        float[] mean = ClassifierHeader.ReadFloats(r, entry);
+        float[] std = ClassifierHeader.ReadFloats(r, entry);
         using var labels = new MemoryStream();
         LabelNames.Load(env, r.BaseStream, entry).Save(env, labels);
         var header = new ClassifierHeader
@@ -257,22 +257,5 @@ internal sealed class ClassifierModelFile
         };
         header.Validate(entry);
         return header;
-    }
-
-    private static float[] ReadFloats(BinaryReader reader, string entry)
-    {
-        int count = reader.ReadInt32();
-        if (count is < 0 or > 16)
-        {
-            throw new ModelFileCorruptException(entry, $"has {count} normalisation channels.");
-        }
-
-        var values = new float[count];
-        for (int i = 0; i < count; i++)
-        {
-            values[i] = reader.ReadSingle();
-        }
-
-        return values;
     }
 }

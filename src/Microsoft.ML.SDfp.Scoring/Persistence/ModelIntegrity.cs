@@ -16,6 +16,25 @@ internal static class ModelIntegrity
 
     public const int HashLength = 32;
 
+    /// <summary>
+    /// Throws a <see cref="ModelFileCorruptException"/> naming <paramref name="entry"/> unless <paramref name="condition"/>
+    /// holds: <paramref name="what"/> describes a decoded value that no trained model has.
+    /// </summary>
+    public static void Check(bool condition, string entry, string what)
+    {
+        if (!condition)
+        {
+            throw new ModelFileCorruptException(entry, $"{what}, which no trained model has.");
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="ex"/> is a reader's failure on malformed bytes (a bad string length, an early end), which
+    /// the caller reports as damage to its entry; our own refusals pass through as they are.
+    /// </summary>
+    public static bool IsMalformed(Exception ex) =>
+        ex is FormatException or ArgumentException || (ex is IOException && ex is not ModelFileCorruptException);
+
     /// <summary>Writes <paramref name="payload"/> as a sealed block: uint magic, int length, payload, SHA-256.</summary>
     public static void WriteSealed(BinaryWriter writer, uint magic, ReadOnlySpan<byte> payload)
     {

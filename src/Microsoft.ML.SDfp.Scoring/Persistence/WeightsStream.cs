@@ -1,5 +1,6 @@
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
+using static Microsoft.ML.SDfp.Persistence.ModelIntegrity;
 
 namespace Microsoft.ML.SDfp.Persistence;
 
@@ -11,8 +12,6 @@ namespace Microsoft.ML.SDfp.Persistence;
 /// </summary>
 internal static class WeightsStream
 {
-    private const int HashLength = 32;
-
     /// <summary>The stream's payload: every tensor of <paramref name="tensors"/>, in state-dict order.</summary>
     public static byte[] Payload(IEnumerable<StoredTensor> tensors)
     {
@@ -75,7 +74,7 @@ internal static class WeightsStream
         try
         {
             long length = input.ReadInt64();
-            if (length < 4 || length > ModelIntegrity.MaxBlockLength)
+            if (length < 4 || length > MaxBlockLength)
             {
                 throw new ModelFileCorruptException(entry, $"declares {length} bytes of weights.");
             }
@@ -106,7 +105,7 @@ internal static class WeightsStream
         {
             return ReadTensors(payload, entry);
         }
-        catch (Exception ex) when (ex is FormatException or ArgumentException || (ex is IOException && ex is not ModelFileCorruptException))
+        catch (Exception ex) when (IsMalformed(ex))
         {
             throw new ModelFileCorruptException(entry, $"cannot be parsed: {ex.Message}", ex);
         }
@@ -170,14 +169,6 @@ internal static class WeightsStream
             short[] values = ReadArray<short>(reader, elements);
             Check(Array.TrueForAll(values, v => v >= min && v <= max), entry, $"stores integers outside {bits} bits in '{name}'");
             return new StoredTensor(name, kind, shape, bits, exponent, int16: values);
-        }
-    }
-
-    private static void Check(bool condition, string entry, string what)
-    {
-        if (!condition)
-        {
-            throw new ModelFileCorruptException(entry, $"{what}, which no trained model has.");
         }
     }
 
