@@ -14,6 +14,8 @@ internal sealed class ImageFeatureReader
 {
     private const float InverseByteScale = 1f / 255f;
 
+    private const string EmptyBytesReason = "the image bytes are empty (missing or unreadable file?).";
+
     private readonly string _columnName;
     private readonly ImageColumnKind _kind;
     private readonly ImageInputShape _vectorShape;
@@ -106,7 +108,7 @@ internal sealed class ImageFeatureReader
         _bytesGetter!(ref _bytes);
         if (_bytes.Length == 0)
         {
-            throw new ImageDecodeException(_columnName, rowIndex, CurrentPath(), "the image bytes are empty (missing or unreadable file?).");
+            throw new ImageDecodeException(_columnName, rowIndex, CurrentPath(), EmptyBytesReason);
         }
 
         using SKBitmap decoded = Decode(_bytes.IsDense ? _bytes.GetValues() : _bytes.DenseValues().ToArray(), out string? problem)
@@ -126,7 +128,7 @@ internal sealed class ImageFeatureReader
         if (codec is null)
         {
             problem = encoded.Length == 0
-                ? "the image bytes are empty (missing or unreadable file?)."
+                ? EmptyBytesReason
                 : $"the {encoded.Length} bytes are not an image format SkiaSharp can decode.";
             return null;
         }

@@ -28,7 +28,6 @@ internal sealed class DecodedImages
         if ((long)(Count + 1) * _rgbSize > _pixels.Length)
         {
             Array.Resize(ref _pixels, (int)Math.Min(Array.MaxLength, Math.Max((long)(Count + 1) * _rgbSize, 2L * _pixels.Length)));
-            Array.Resize(ref _labels, Math.Max(Count + 1, 2 * _labels.Length));
         }
 
         if (Count >= _labels.Length)
