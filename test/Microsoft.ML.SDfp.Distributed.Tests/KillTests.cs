@@ -18,10 +18,15 @@ public sealed class KillTests : IDisposable
     public void A_rank_that_throws_mid_training_aborts_the_job_instead_of_leaving_the_other_waiting()
     {
         var run = Mpirun.Run(2, TimeSpan.FromSeconds(90), "train", "epochs=100000", "images=64", "failAt=3", $"out={_folder}");
-        Assert.NotEqual(0, run.ExitCode);
-        // mpirun's own report; the rank's message ("rank 1 of 2: training failed, aborting the MPI job: ...") is printed
-        // just before, but Open MPI does not promise to forward output of a job it is tearing down.
-        Assert.Contains("MPI_ABORT was invoked on rank 1", run.Stderr + run.Stdout);
+        Assert.Equal(1, run.ExitCode); // MPI_Abort's error code, which mpirun passes on
+        // Open MPI 4.1.4 loses one of the two reports now and then while it tears the job down: its own MPI_ABORT notice
+        // (8 of 30 runs on a loaded 2-core machine, with "ORTE_ERROR_LOG: Data unpack would read past end of buffer in
+        // show_help.c") more often than the rank's line. Either one shows the abort path ran.
+        var output = run.Stderr + run.Stdout;
+        Assert.True(
+            output.Contains("rank 1 of 2: training failed, aborting the MPI job", StringComparison.Ordinal)
+                || output.Contains("MPI_ABORT was invoked on rank 1", StringComparison.Ordinal),
+            $"neither rank 1 nor mpirun reported the abort:\n{run}");
         Assert.Empty(Directory.EnumerateFileSystemEntries(_folder));
     }
 
