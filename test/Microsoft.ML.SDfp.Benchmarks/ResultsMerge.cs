@@ -215,7 +215,9 @@ internal static class ResultsMerge
             timings.SingleOrDefault()?.Report.StepTiming,
             runs)
         {
-            Complete = parts.All(p => p.Report.Complete) && planned.All(c => runs.Any(r => r.Config == c)),
+            // A killed invocation whose missing configurations another folder supplies (a resumed rerun) leaves nothing missing.
+            Complete = planned.All(c => runs.Any(r => r.Config == c))
+                       && parts.All(p => p.Report.Complete || p.Report.Runs.Count < p.Report.PlannedConfigs.Count),
             PlannedConfigs = planned,
             Commit = string.Join(", ", sources.Select(s => s.Commit).Distinct()),
             Sources = sources,

@@ -1,4 +1,5 @@
 using System.IO.Compression;
+using System.IO.Hashing;
 using System.Security.Cryptography;
 
 namespace Microsoft.ML.SDfp.Persistence;
@@ -134,7 +135,7 @@ internal static class ModelIntegrity
     {
         long declared = entry.Length;
         long total = 0;
-        uint crc = 0;
+        var crc = new Crc32();
         try
         {
             using Stream stream = entry.Open();
@@ -147,7 +148,7 @@ internal static class ModelIntegrity
                     throw new ModelFileCorruptException(entry.FullName, $"holds more than its declared {declared} bytes.");
                 }
 
-                crc = Crc32.Append(crc, buffer.AsSpan(0, read));
+                crc.Append(buffer.AsSpan(0, read));
             }
         }
         catch (Exception ex) when (ex is InvalidDataException or NotSupportedException || (ex is IOException && ex is not ModelFileCorruptException))
@@ -160,9 +161,10 @@ internal static class ModelIntegrity
             throw new ModelFileCorruptException(entry.FullName, $"holds {total} bytes, but the archive declares {declared}.");
         }
 
-        if (crc != entry.Crc32)
+        uint actual = crc.GetCurrentHashAsUInt32();
+        if (actual != entry.Crc32)
         {
-            throw new ModelFileCorruptException(entry.FullName, $"fails its CRC-32 check ({crc:X8}, archive says {entry.Crc32:X8}).");
+            throw new ModelFileCorruptException(entry.FullName, $"fails its CRC-32 check ({actual:X8}, archive says {entry.Crc32:X8}).");
         }
     }
 }
