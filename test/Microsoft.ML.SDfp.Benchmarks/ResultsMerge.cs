@@ -14,7 +14,7 @@ namespace Microsoft.ML.SDfp.Benchmarks;
 internal static class ResultsMerge
 {
     public const string Usage = """
-        usage: Microsoft.ML.SDfp.Benchmarks fashion-mnist-merge [--plots-seed N] --out DIR INPUT_DIR INPUT_DIR ...
+        usage: Microsoft.ML.SDfp.Benchmarks fashion-mnist-merge [--plots-seed N] [--all-telemetry] --out DIR INPUT_DIR INPUT_DIR ...
           Each INPUT_DIR holds the fashion-mnist.json (and telemetry .csv.gz or .csv files) of one fashion-mnist invocation,
           or of an earlier fashion-mnist-merge (its invocations and seeds are taken over).
           They must agree on model, mode, data sizes, epochs, batch size, learning rate and recipe. They may hold different
@@ -24,14 +24,17 @@ internal static class ResultsMerge
           differences (each config − FP32, S-DFP − DFP) and fashion-mnist-seeds.png. The accuracy curves and the
           telemetry plots show one seed:
           --plots-seed N        the seed they show (default: the lowest)
-          Writes fashion-mnist.json, fashion-mnist.md, the plots and the kept telemetry (.csv.gz, see TelemetrySampling) into DIR;
-          the telemetry of seeds other than the lowest is named fashion-mnist-telemetry-<config>-seed<N>.csv.gz.
+          --all-telemetry       also keep the telemetry of the other seeds (about 0.7 MB per quantised run), named
+                                fashion-mnist-telemetry-<config>-seed<N>.csv.gz; by default only the plotted seed's is
+                                kept, and the other seeds' stays in their invocations' folders
+          Writes fashion-mnist.json, fashion-mnist.md, the plots and the kept telemetry (.csv.gz, see TelemetrySampling) into DIR.
         """;
 
     public static int Run(string[] args)
     {
         string? output = null;
         long? plotsSeed = null;
+        var allTelemetry = false;
         var inputs = new List<string>();
         for (var i = 0; i < args.Length; i++)
         {
@@ -46,6 +49,7 @@ internal static class ResultsMerge
                     }
                     plotsSeed = seed;
                     break;
+                case "--all-telemetry": allTelemetry = true; break;
                 case "--help" or "-h": Console.WriteLine(Usage); return 0;
                 default:
                     if (args[i].StartsWith("--", StringComparison.Ordinal))
@@ -66,7 +70,7 @@ internal static class ResultsMerge
         try
         {
             var command = "dotnet run -c Release --project test/Microsoft.ML.SDfp.Benchmarks -- fashion-mnist-merge " + string.Join(' ', args);
-            var (report, telemetry) = Merge(inputs, command, plotsSeed);
+            var (report, telemetry) = Merge(inputs, command, plotsSeed, allTelemetry);
             Directory.CreateDirectory(output);
             foreach (var seedReport in report.BySeed())
             {
@@ -95,8 +99,9 @@ internal static class ResultsMerge
     /// whose runs name the <c>.csv.gz</c> file it is to be written to (<see cref="TelemetryFile"/>).
     /// </summary>
     /// <param name="plotsSeed">The seed whose report is the top level (its curves and telemetry are plotted); null for the lowest.</param>
+    /// <param name="allTelemetry">Keep every seed's telemetry; otherwise only the plotted seed's runs name a telemetry file.</param>
     internal static (ExperimentReport Report, Dictionary<long, Dictionary<string, IReadOnlyList<TensorStatistics>>> Telemetry) Merge(
-        IReadOnlyList<string> inputs, string command, long? plotsSeed = null)
+        IReadOnlyList<string> inputs, string command, long? plotsSeed = null, bool allTelemetry = false)
     {
         // An earlier merge of several seeds is one part per seed; its parts keep the folder, where their telemetry is.
         var parts = inputs.SelectMany(folder => Read(folder).BySeed().Select(report => new Part(folder, report))).ToList();
@@ -128,7 +133,8 @@ internal static class ResultsMerge
             throw new InvalidDataException($"--plots-seed {plotted}: the inputs hold seed{(seeds.Count == 1 ? "" : "s")} {string.Join(", ", seeds)} only.");
         var telemetry = seeds.ToDictionary(seed => seed, _ => new Dictionary<string, IReadOnlyList<TensorStatistics>>());
         var testSize = withRuns.FirstOrDefault()?.Report.TestSize;
-        var perSeed = seeds.Select(seed => MergeSeed(parts.Where(p => p.Report.Seed == seed).ToList(), command, testSize, seeds[0], telemetry[seed])).ToList();
+        var perSeed = seeds.Select(seed => MergeSeed(parts.Where(p => p.Report.Seed == seed).ToList(), command, testSize, seeds[0],
+            allTelemetry || seed == plotted ? telemetry[seed] : null)).ToList();
         if (perSeed.Count == 1)
             return (perSeed[0], telemetry);
 
@@ -149,9 +155,12 @@ internal static class ResultsMerge
     /// <summary>A report of one seed and the folder it was read from.</summary>
     private sealed record Part(string Folder, ExperimentReport Report);
 
-    /// <summary>The invocations of one seed put together as one report; fills <paramref name="telemetry"/> with their runs' kept records.</summary>
+    /// <summary>
+    /// The invocations of one seed put together as one report; fills <paramref name="telemetry"/> with their runs' kept
+    /// records, or, when it is null, leaves the telemetry out (the runs then name no file).
+    /// </summary>
     private static ExperimentReport MergeSeed(IReadOnlyList<Part> parts, string command, int? testSize, long lowestSeed,
-        Dictionary<string, IReadOnlyList<TensorStatistics>> telemetry)
+        Dictionary<string, IReadOnlyList<TensorStatistics>>? telemetry)
     {
         var first = parts[0];
         var seed = first.Report.Seed;
@@ -180,14 +189,14 @@ internal static class ResultsMerge
             {
                 if (runs.Any(r => r.Config == run.Config))
                     throw new InvalidDataException($"Configuration '{run.Config}' of seed {seed} appears in more than one folder (again in '{folder}').");
-                if (run.TelemetryCsv is { } csv)
+                if (run.TelemetryCsv is { } csv && telemetry is not null)
                 {
                     telemetry[run.Config] = TelemetrySampling.Keep(QuantizationTelemetry.ReadCsv(Path.Combine(folder, csv)), totalSteps);
                     runs.Add(run with { TelemetryCsv = TelemetryFile(run.Config, seed, lowestSeed) });
                 }
                 else
                 {
-                    runs.Add(run);
+                    runs.Add(run with { TelemetryCsv = null });
                 }
             }
         }
