@@ -186,7 +186,7 @@ internal static class ResultsReport
             md.AppendLine();
         }
         md.AppendLine("The telemetry the plots are drawn from is in `fashion-mnist-telemetry-<config>.csv.gz` (gzip-compressed CSV, read by `QuantizationTelemetry.ReadCsv`)" +
-                      (multi ? $"; seeds other than {bySeed[0].Seed} add `-seed<N>` to the name" : "") + ": " +
+                      (bySeed.Any(s => s.Seed != bySeed[0].Seed && s.Runs.Any(run => run.TelemetryCsv is not null)) ? $"; seeds other than {bySeed[0].Seed} add `-seed<N>` to the name" : "") + ": " +
                       "every record of the sampled steps (those with saturation, flush-to-zero and SQNR); of the other steps, per layer and role " +
                       $"and per {TelemetrySampling.BucketSteps(TelemetrySampling.TotalSteps(r.TrainSize, r.BatchSize, r.Epochs))} steps, the records with the lowest and the highest exponent.");
         md.AppendLine();
