@@ -41,6 +41,14 @@ internal sealed record ExperimentConfig(string Name, QuantizationPolicy Policy)
         return new ExperimentConfig(name, layers.IsFp32 ? QuantizationPolicy.Fp32 : QuantizationPolicy.Body(layers));
     }
 
+    /// <summary>The bit width whose probed shifts <see cref="Create"/> gives <paramref name="name"/>, or null when it uses none.</summary>
+    public static int? ProbedBits(string name) => name switch
+    {
+        "sdfp8" => 8,
+        "sdfp6" or "sdfp6sr" => 6,
+        _ => null,
+    };
+
     /// <summary>How prose names a configuration: "S-DFP8" for <c>sdfp8</c>, "Auto8" for <c>auto8</c>, ...; unknown names as they are.</summary>
     public static string DisplayName(string name) => name switch
     {

@@ -69,11 +69,9 @@ internal static class FashionMnistExperiment
         // 1. The hand-picked S-DFP shifts, from a short auto-shift probe per bit width.
         var probes = new List<ShiftProbeResult>();
         var shifts = new Dictionary<int, (int W, int A, int G)>();
-        var needed = new SortedSet<int>();
-        if (options.Configs.Contains("sdfp8") || options.TimingRounds > 0)
-            needed.Add(8);
-        if (options.Configs.Contains("sdfp6") || options.Configs.Contains("sdfp6sr"))
-            needed.Add(6);
+        var needed = new SortedSet<int>(options.Configs.Select(ExperimentConfig.ProbedBits).OfType<int>());
+        if (options.TimingRounds > 0)
+            needed.Add(8); // the step timing's S-DFP8
         foreach (var bits in needed)
         {
             Log($"shift probe: {options.ProbeSteps} steps of S-DFP{bits}(s) for s = 0..{ShiftProbe.MaxShift}");

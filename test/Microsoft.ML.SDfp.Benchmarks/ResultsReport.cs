@@ -161,7 +161,7 @@ internal static class ResultsReport
         md.AppendLine();
         if (multi && telemetry.Count > 0)
         {
-            var without = bySeed.Where(s => s.Runs.Any(run => run.TelemetryCsv is null && new[] { run.WeightFormat, run.ActivationFormat, run.ErrorFormat }.Any(f => f != "FP32"))).Select(s => s.Seed).ToList();
+            var without = bySeed.Where(s => s.Runs.Any(run => run.TelemetryCsv is null && new[] { run.WeightFormat, run.ActivationFormat, run.ErrorFormat }.Any(f => f != DfpFormat.NameOf(null)))).Select(s => s.Seed).ToList();
             md.AppendLine($"The plots and the table of this section show seed {r.Seed}." + (without.Count == 0 ? "" :
                 $" The telemetry of seed{(without.Count == 1 ? "" : "s")} {string.Join(", ", without)} is left out of this folder to keep it small; " +
                 "it stays in the output folders of the invocations listed above (`fashion-mnist-merge --all-telemetry` keeps it here)."));
